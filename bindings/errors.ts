@@ -1,0 +1,26 @@
+/**
+ * The one error class netpd throws. `code` is stable and meant for programs; the
+ * message names the offending input for people.
+ */
+export type NetpdErrorCode =
+  | 'EBADPROG'   // a classic BPF program broke a validation rule or could not be parsed
+  | 'EBADDESC'   // a description of the wrong kind for the dispatcher's filter type
+  | 'EBADID'     // an owner id that is unknown or was already unregistered
+  | 'EFULL'      // a fixed-size table or region (owners, program memory) is full
+  | 'ENOSLOT'    // the arena has no free slot where one was required
+  | 'EPCAP'      // a capture file is corrupt or truncated
+  | 'EFILTER'    // a pcap-filter expression could not be compiled
+  | 'EINVAL'     // an argument is out of range or of the wrong type
+  | 'EPERM'      // missing privilege
+  | 'ENODEV'     // no such network interface
+  | 'ENOTSUP'    // not supported on this system
+  | 'EIO';       // an operating-system I/O error
+
+export class NetpdError extends Error {
+  readonly code: NetpdErrorCode;
+  constructor(code: NetpdErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'NetpdError';
+    this.code = code;
+  }
+}
