@@ -93,7 +93,7 @@ export class Arena {
 
   /** Reserves `bytes` of the control region (control plane only). Throws EFULL when it is used up. */
   reserve(bytes: number, align = 64): number {
-    const at = this.core.arena_reserve(this.base, bytes, align);
+    const at = this.core.arena_reserve(this.base, bytes, align) >>> 0;
     if (at === 0) throw new NetpdError('EFULL', `the arena's control region cannot hold ${bytes} more bytes; raise controlBytes`);
     return at;
   }

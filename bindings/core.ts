@@ -11,6 +11,7 @@ export interface CoreExports {
   heap_base(): number;
   arena_bytes(slotSize: number, slotCount: number, controlBytes: number): bigint;
   arena_init(arena: number, slotSize: number, slotCount: number, controlBytes: number): number;
+  /** u32 results arrive as signed i32: apply >>> 0 where the high bit can be set. */
   arena_reserve(arena: number, bytes: number, align: number): number;
   arena_alloc_burst(arena: number, out: number, n: number): number;
   arena_retain_burst(arena: number, slots: number, n: number): void;

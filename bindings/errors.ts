@@ -16,11 +16,19 @@ export type NetpdErrorCode =
   | 'ENOTSUP'    // not supported on this system
   | 'EIO';       // an operating-system I/O error
 
+export interface NetpdErrorOptions {
+  cause?: unknown;
+  /** Where in the input the problem is: a byte offset, an instruction index, a column. */
+  details?: Readonly<Record<string, number | string>>;
+}
+
 export class NetpdError extends Error {
   readonly code: NetpdErrorCode;
-  constructor(code: NetpdErrorCode, message: string, options?: { cause?: unknown }) {
-    super(`${code}: ${message}`, options);
+  readonly details: Readonly<Record<string, number | string>>;
+  constructor(code: NetpdErrorCode, message: string, options: NetpdErrorOptions = {}) {
+    super(`${code}: ${message}`, { cause: options.cause });
     this.name = 'NetpdError';
     this.code = code;
+    this.details = options.details ?? {};
   }
 }
