@@ -98,6 +98,16 @@ export class Arena {
     return at;
   }
 
+  /**
+   * @internal Per-arena scratch for loading and running BPF outside a dispatcher:
+   * a staging area for one program, the validator's masks and 16 words of M[].
+   */
+  bpfScratch(): { staging: number; masks: number; mem: number } {
+    this.bpf ??= { staging: this.reserve(4096 * 8, 64), masks: this.reserve(4096 * 2, 64), mem: this.reserve(64, 64) };
+    return this.bpf;
+  }
+  private bpf: { staging: number; masks: number; mem: number } | undefined;
+
   /** A vector of n u32 inside the arena, for slot indices. Allocate once and reuse. */
   burstVector(n: number): Uint32Array {
     if (!Number.isInteger(n) || n < 1) throw new NetpdError('EINVAL', `a burst vector needs a positive length, got ${n}`);

@@ -129,9 +129,12 @@ export class BpfFilter {
   constructor(arena: Arena, program: BpfProgram | string) {
     this.arena = arena;
     const insns = toProgram(program);
-    this.prog = arena.reserve(Math.max(1, insns.length) * 8, 8);
-    this.mem = arena.reserve(64 + BPF_MAXINSNS * 2, 64);
-    this.length = loadProgram(arena, this.prog, this.mem + 64, insns);
+    const scratch = arena.bpfScratch();
+    loadProgram(arena, scratch.staging, scratch.masks, insns);
+    this.prog = arena.reserve(insns.length * 8, 8);
+    arena.bytes.copyWithin(this.prog, scratch.staging, scratch.staging + insns.length * 8);
+    this.mem = scratch.mem;
+    this.length = insns.length;
   }
 
   /** Runs over vec[0..n), writing each verdict to out[i] (a burst vector). Returns how many were accepted. */
@@ -147,14 +150,8 @@ let scratch: { arena: Arena; prog: number; masks: number; mem: number; vec: Uint
 function scratchArena() {
   if (!scratch) {
     const arena = Arena.create({ slotSize: 65536, slotCount: 1, controlBytes: 128 * 1024 });
-    scratch = {
-      arena,
-      prog: arena.reserve(BPF_MAXINSNS * 8, 8),
-      masks: arena.reserve(BPF_MAXINSNS * 2, 64),
-      mem: arena.reserve(64, 64),
-      vec: arena.burstVector(1),
-      out: arena.burstVector(1),
-    };
+    const s = arena.bpfScratch();
+    scratch = { arena, prog: s.staging, masks: s.masks, mem: s.mem, vec: arena.burstVector(1), out: arena.burstVector(1) };
   }
   return scratch;
 }
