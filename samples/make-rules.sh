@@ -1,14 +1,14 @@
 #!/bin/sh
 # Compiles the bundled sample's default rules with tcpdump (libpcap) into
-# samples/rules.json: [{ name, expr, ddd }]. Run from the repository root.
+# samples/rules.json (or the path given): [{ name, expr, ddd }]. Run from the repository root.
 set -eu
-out=samples/rules.json
+out=${1:-samples/rules.json}
 tmp=$(mktemp)
 printf '[\n' > "$tmp"
 first=1
 while IFS='|' read -r name expr; do
   [ -n "$name" ] || continue
-  ddd=$(tcpdump -r samples/sample.pcap -ddd "$expr" | awk 'BEGIN{ORS="\\n"} {print}')
+  ddd=$(tcpdump -y EN10MB -ddd "$expr" | awk 'BEGIN{ORS="\\n"} {print}')
   [ $first -eq 1 ] || printf ',\n' >> "$tmp"
   first=0
   printf '  { "name": "%s", "expr": "%s", "ddd": "%s" }' "$name" "$expr" "$ddd" >> "$tmp"

@@ -5,11 +5,11 @@
 set -eu
 cd "$(dirname "$0")"
 rm -rf one ten && mkdir -p one ten
-cap=../../samples/sample.pcap
-tcpdump -r "$cap" -ddd 'tcp port 80' > one/00.ddd
+
+tcpdump -y EN10MB -ddd 'tcp port 80' > one/00.ddd
 i=0
 for expr in 'tcp port 22' 'tcp port 443' 'udp port 123' 'icmp' 'vlan' 'ip6 and tcp' 'udp port 5353' 'arp[6:2] = 2' 'udp port 53' 'tcp port 80'; do
-  tcpdump -r "$cap" -ddd "$expr" > "ten/$(printf %02d $i).ddd"
+  tcpdump -y EN10MB -ddd "$expr" > "ten/$(printf %02d $i).ddd"
   printf '%s\n' "$expr" >> ten/expressions.txt
   i=$((i + 1))
 done

@@ -46,6 +46,8 @@
 //   netpd leaves those to the dissector that consumes them.)
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 import type { Arena } from '../arena.js';
 import { NetpdError } from '../errors.js';
 import {
@@ -208,6 +210,14 @@ export class PcapReader {
       closeSync(fd);
       throw err;
     }
+  }
+
+  /**
+   * A reader over an open file descriptor (0 for standard input, as `-r -`), which may
+   * be a file, a pipe or a socket. `name` is used in messages. The reader closes the fd.
+   */
+  static fromFd(fd: number, name: string, options: PcapReaderOptions = {}): PcapReader {
+    return new PcapReader(name, fd, options);
   }
 
   /** Every packet of a file, copied (control plane and tests; no arena needed). */
@@ -858,10 +868,17 @@ export class PcapReader {
   }
 
   private read(at: number, len: number, position: number | null): number {
-    try {
-      return readSync(this.fd, this.buf, at, len, this.seekable ? position : null);
-    } catch (cause) {
-      throw new NetpdError('EIO', `cannot read ${this.path}: ${(cause as Error).message}`, { cause });
+    for (;;) {
+      try {
+        return readSync(this.fd, this.buf, at, len, this.seekable ? position : null);
+      } catch (cause) {
+        // A non-blocking pipe or socket with nothing to read yet: wait a moment, retry.
+        if ((cause as NodeJS.ErrnoException).code === 'EAGAIN') {
+          Atomics.wait(PAUSE, 0, 0, 1);
+          continue;
+        }
+        throw new NetpdError('EIO', `cannot read ${this.path}: ${(cause as Error).message}`, { cause });
+      }
     }
   }
 

@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+// The netpd command, with tcpdump's habits: -r FILE, -i IFACE, -c COUNT.
+//
+//   netpd run [-r FILE | -i IFACE] [--rule NAME=DESC]... [-c COUNT] [--json]
+//   netpd filter -r FILE --program FILE.ddd
+//
+// `run` dispatches a capture (the bundled sample by default) to one owner per rule
+// and prints per-owner counters; it stops at -c, at the end of the file, or on
+// SIGINT/SIGTERM, and always prints its final counters.
+
+import { parseArgs } from 'node:util';
+import { readFileSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import cliProgress from 'cli-progress';
+import { NetpdError } from './errors.js';
+import { Arena } from './arena.js';
+import { PacketDispatcher, type DispatcherStats } from './dispatcher.js';
+import { BpfFilter, isDddText, parseDdd, type BpfProgram } from './bpf.js';
+import { PcapReader } from './pcap/index.js';
+
+const SAMPLE = fileURLToPath(new URL('../samples/sample.pcap', import.meta.url));
+const SAMPLE_RULES = fileURLToPath(new URL('../samples/rules.json', import.meta.url));
+const BURST = 256;
+
+const USAGE = `usage:
+  netpd run [-r FILE | -i IFACE] [--rule NAME=DESC]... [-c COUNT] [--json]
+  netpd filter -r FILE --program FILE.ddd
+-r - reads standard input. DESC is a classic BPF program: a tcpdump -ddd file (NAME=@rules/x.ddd) or -ddd text.
+Without -r and -i, run dispatches the bundled sample capture to its bundled rules.`;
+
+interface Rule {
+  name: string;
+  program: BpfProgram;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [verb, ...rest] = argv;
+  switch (verb) {
+    case 'run':
+      return run(rest);
+    case 'filter':
+      return filter(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return verb === undefined ? 2 : 0;
+    default:
+      throw new NetpdError('EINVAL', `unknown command "${verb}"\n${USAGE}`);
+  }
+}
+
+function parseRule(spec: string): Rule {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new NetpdError('EINVAL', `--rule takes NAME=DESC, got "${spec}"`);
+  const name = spec.slice(0, eq);
+  const desc = spec.slice(eq + 1);
+  if (desc.startsWith('@')) return { name, program: parseDdd(readText(desc.slice(1))) };
+  if (isDddText(desc.replace(/,/g, '\n'))) return { name, program: parseDdd(desc.replace(/,/g, '\n')) };
+  throw new NetpdError('EFILTER', `rule "${name}": "${desc}" is not a classic BPF program (give a tcpdump -ddd file as @FILE); pcap-filter expressions are not compiled by this version`);
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new NetpdError('EIO', `cannot read ${path}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+function sampleRules(): Rule[] {
+  const rules = JSON.parse(readText(SAMPLE_RULES)) as { name: string; ddd: string }[];
+  return rules.map((r) => ({ name: r.name, program: parseDdd(r.ddd) }));
+}
+
+function count(value: string | undefined, flag: string): number {
+  if (value === undefined) return Infinity;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new NetpdError('EINVAL', `${flag} takes a positive packet count, got "${value}"`);
+  return Number(value);
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      read: { type: 'string', short: 'r' },
+      interface: { type: 'string', short: 'i' },
+      rule: { type: 'string', multiple: true },
+      count: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.interface !== undefined) {
+    throw new NetpdError('ENOTSUP', 'live capture (-i) needs the AF_PACKET adapter, which this version does not include yet');
+  }
+  const file = values.read ?? SAMPLE;
+  const rules = values.rule?.map(parseRule) ?? (values.read === undefined ? sampleRules() : []);
+  const limit = count(values.count, '-c');
+  const arena = Arena.create({ slotSize: 2048, slotCount: 8192 });
+  // The owners only count (the dispatcher keeps their counters), so they take whole runs.
+  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} } });
+  for (const r of rules) pd.register(r.program, { pushBatch: () => {} }, { name: r.name });
+  const reader = openCapture(file, arena);
+  const vec = arena.burstVector(BURST);
+  let stop = false;
+  const onSignal = () => { stop = true; };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bar = progressBar(file, values.json === true);
+  let packets = 0;
+  let bursts = 0;
+  let firstTs = -1;
+  let lastTs = -1;
+  const started = process.hrtime.bigint();
+  try {
+    while (!stop && packets < limit) {
+      const n = reader.readBurst(vec, Math.min(BURST, limit - packets));
+      if (n === 0) break;
+      if (firstTs < 0) firstTs = tsSeconds(arena, vec[0]);
+      lastTs = tsSeconds(arena, vec[n - 1]);
+      pd.dispatchBurst(vec, n);
+      arena.freeBurst(vec, n);
+      packets += n;
+      // Every 64 bursts, update the progress bar and let signals in.
+      if ((++bursts & 63) === 0) {
+        bar?.update(reader.offset);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  } finally {
+    bar?.stop();
+    reader.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const span = lastTs > firstTs ? lastTs - firstTs : 0;
+  const report = pd.stats();
+  if (values.json) process.stdout.write(`${JSON.stringify(jsonReport(report))}\n`);
+  else process.stdout.write(table(file, report, arena, span, seconds));
+  return 0;
+}
+
+// Like tcpdump, -r - reads the capture from standard input (a file, pipe or socket).
+function openCapture(file: string, arena: Arena): PcapReader {
+  return file === '-' ? PcapReader.fromFd(0, 'standard input', { arena }) : PcapReader.open(file, { arena });
+}
+
+function tsSeconds(arena: Arena, slot: number): number {
+  return arena.timestampSec(slot) + arena.timestampNsec(slot) / 1e9;
+}
+
+function progressBar(file: string, quiet: boolean): cliProgress.SingleBar | undefined {
+  if (quiet || !process.stderr.isTTY) return undefined;
+  let size = 0;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return undefined;
+  }
+  if (size < 64 * 1024 * 1024) return undefined;
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'reading {bar} {percentage}% | {value}/{total} bytes' }, cliProgress.Presets.shades_classic);
+  bar.start(size, 0);
+  return bar;
+}
+
+function jsonReport(s: DispatcherStats) {
+  const owners: Record<string, { packets: number; bytes: number }> = {};
+  for (const o of s.owners) owners[o.name] = { packets: o.packets, bytes: o.bytes };
+  const bytes = s.owners.reduce((b, o) => b + o.bytes, s.default.bytes);
+  return {
+    packets: s.in,
+    bytes,
+    owners,
+    default: { packets: s.default.packets, bytes: s.default.bytes },
+    drops: s.dropped,
+  };
+}
+
+function table(file: string, s: DispatcherStats, arena: Arena, span: number, seconds: number): string {
+  const rows = [...s.owners.map((o) => [o.name, o.packets, o.bytes] as const), ['(default)', s.default.packets, s.default.bytes] as const];
+  const total = s.in || 1;
+  const head = ['owner', 'packets', 'bytes', 'share', 'pkt/s'];
+  const body = rows.map(([name, p, b]) => [name, String(p), String(b), `${((100 * p) / total).toFixed(1)}%`, span > 0 ? (p / span).toFixed(1) : '-']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const drops = Object.entries(s.dropped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
+  return [
+    `${file}: ${s.in} packets over ${span.toFixed(3)} s of capture, dispatched in ${(seconds * 1000).toFixed(1)} ms`,
+    line(head),
+    ...body.map(line),
+    `drops: ${drops}; truncated to slot: ${arena.stats.truncated}`,
+    '',
+  ].join('\n');
+}
+
+async function filter(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { read: { type: 'string', short: 'r' }, program: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (!values.read) throw new NetpdError('EINVAL', `filter needs -r FILE\n${USAGE}`);
+  if (!values.program) {
+    throw new NetpdError('EFILTER', positionals.length > 0
+      ? `cannot compile "${positionals.join(' ')}": pcap-filter expressions are not compiled by this version; pass --program FILE.ddd`
+      : `filter needs --program FILE.ddd\n${USAGE}`);
+  }
+  // Slots as large as libpcap's largest record, so no packet is cut before filtering.
+  const arena = Arena.create({ slotSize: 262144, slotCount: BURST });
+  const bpf = new BpfFilter(arena, parseDdd(readText(values.program)));
+  const reader = openCapture(values.read, arena);
+  const vec = arena.burstVector(BURST);
+  const out = arena.burstVector(BURST);
+  const lines: string[] = [];
+  let number = 0;
+  try {
+    for (let n = reader.readBurst(vec, BURST); n > 0; n = reader.readBurst(vec, BURST)) {
+      bpf.run(vec, n, out);
+      for (let i = 0; i < n; i++) if (out[i] !== 0) lines.push(String(number + i + 1));
+      number += n;
+      arena.freeBurst(vec, n);
+      if (lines.length > 4096) {
+        process.stdout.write(`${lines.join('\n')}\n`);
+        lines.length = 0;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err: unknown) => {
+    if (err instanceof NetpdError) {
+      process.stderr.write(`netpd: ${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof Error && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`netpd: ${err.message}\n${USAGE}\n`);
+      process.exitCode = 2;
+    } else {
+      throw err;
+    }
+  },
+);

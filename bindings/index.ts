@@ -1,0 +1,29 @@
+// netpd's public surface.
+export { NetpdError, type NetpdErrorCode } from './errors.js';
+export { Arena, SLOT_TRUNCATED, type ArenaOptions, type ArenaStats } from './arena.js';
+export { Ring, type RingOptions } from './ring.js';
+export { Packet, PacketBatch } from './packet.js';
+export type { Netio, NetioLike } from './netio.js';
+export {
+  PacketDispatcher,
+  type DispatcherOptions,
+  type DispatcherStats,
+  type Description,
+  type DropReason,
+  type FilterType,
+  type OwnerInfo,
+  type OwnerStats,
+  type RegisterOptions,
+} from './dispatcher.js';
+export {
+  BpfFilter,
+  runFilter,
+  validateProgram,
+  parseDdd,
+  formatDdd,
+  BPF_MAXINSNS,
+  type BpfInstruction,
+  type BpfProgram,
+  type FilterInput,
+} from './bpf.js';
+export { PcapReader, PcapWriter } from './pcap/index.js';

@@ -1,0 +1,124 @@
+// The netpd command as a user runs it (the built dist/cli.js), checked against libpcap's
+// verdicts on the bundled sample (test/fixtures/sample/make-expected.mjs) and on the
+// reference captures (test/fixtures/bpf/make-bpf-fixtures.mjs).
+import { describe, it, expect } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PcapReader } from '../bindings/pcap/index.js';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const cli = join(root, 'dist/cli.js');
+const netpd = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: root });
+const tmp = mkdtempSync(join(tmpdir(), 'netpd-cli-'));
+
+interface Report { packets: number; bytes: number; owners: Record<string, { packets: number; bytes: number }>; default: { packets: number; bytes: number }; drops: Record<string, number> }
+const lastJson = (out: string) => JSON.parse(out.trim().split('\n').pop()!) as Report;
+
+describe('netpd run', () => {
+  const expected = JSON.parse(readFileSync(join(root, 'test/fixtures/sample/libpcap.json'), 'utf8')) as { rules: string[]; accepted: Record<string, number[]> };
+  const packets = PcapReader.readAllFromFile(join(root, 'samples/sample.pcap'));
+
+  it('dispatches the bundled sample to its rules, first match wins, as libpcap classifies it', () => {
+    const r = netpd('run', '--json');
+    expect(r.status).toBe(0);
+    const report = lastJson(r.stdout);
+    const want: Record<string, { packets: number; bytes: number }> = Object.fromEntries(expected.rules.map((n) => [n, { packets: 0, bytes: 0 }]));
+    const sets = expected.rules.map((n) => new Set(expected.accepted[n]));
+    const rest = { packets: 0, bytes: 0 };
+    packets.forEach((p, i) => {
+      const k = sets.findIndex((s) => s.has(i + 1));
+      const bucket = k < 0 ? rest : want[expected.rules[k]];
+      bucket.packets++;
+      bucket.bytes += p.wireLen;
+    });
+    expect(report.owners).toEqual(want);
+    expect(report.default).toEqual(rest);
+    expect(report.packets).toBe(packets.length);
+    expect(report.bytes).toBe(packets.reduce((b, p) => b + p.wireLen, 0));
+    expect(report.drops).toEqual({ nomatch: 0, 'owner-error': 0, unregistered: 0 });
+  });
+
+  it('prints a per-owner table with packets, bytes, share and rate', () => {
+    const r = netpd('run');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/owner\s+packets\s+bytes\s+share\s+pkt\/s/);
+    for (const name of [...expected.rules, '(default)']) expect(r.stdout).toMatch(new RegExp(`^${name.replace(/[()]/g, '\\$&')}\\s+\\d+\\s+\\d+\\s+[\\d.]+%`, 'm'));
+  });
+
+  it('stops after -c packets', () => {
+    const report = lastJson(netpd('run', '-c', '100', '--json').stdout);
+    expect(report.packets).toBe(100);
+    expect(Object.values(report.owners).reduce((a, o) => a + o.packets, report.default.packets)).toBe(100);
+  });
+
+  it('takes rules as tcpdump -ddd files', () => {
+    const file = join(tmp, 'arp.ddd');
+    writeFileSync(file, JSON.parse(readFileSync(join(root, 'samples/rules.json'), 'utf8'))[0].ddd);
+    const report = lastJson(netpd('run', '--rule', `req=@${file}`, '--json').stdout);
+    expect(report.owners.req.packets).toBe(expected.accepted['arp-request'].length);
+  });
+
+  it('stops on SIGINT while reading an endless stream and still prints its counters', async () => {
+    const child = spawn(process.execPath, [cli, 'run', '-r', '-', '--json'], { cwd: root });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    const header = readFileSync(join(root, 'samples/sample.pcap')).subarray(0, 24);
+    const body = readFileSync(join(root, 'samples/sample.pcap')).subarray(24);
+    child.stdin.on('error', () => {});
+    child.stdin.write(header);
+    let writing = true;
+    const pump = () => { while (writing && child.stdin.write(body)); if (writing) child.stdin.once('drain', pump); };
+    pump();
+    await new Promise((r) => setTimeout(r, 700));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.on('close', r));
+    writing = false;
+    expect(code).toBe(0);
+    const report = lastJson(out);
+    expect(report.packets).toBeGreaterThan(packets.length);
+    expect(Object.values(report.owners).reduce((a, o) => a + o.packets, report.default.packets)).toBe(report.packets);
+  });
+
+  it('reports bad input with a code and a non-zero exit, never a stack trace', () => {
+    const bad = join(tmp, 'bad.pcap');
+    writeFileSync(bad, Buffer.concat([readFileSync(join(root, 'samples/sample.pcap')).subarray(0, 24 + 16 + 10)]));
+    const cases: [string[], RegExp][] = [
+      [['run', '-r', bad], /EPCAP: truncated record data .* at byte 40 of/],
+      [['run', '-r', join(tmp, 'missing.pcap')], /^netpd: E\w+: .*missing\.pcap/],
+      [['run', '--rule', 'web=tcp port 80'], /EFILTER: rule "web"/],
+      [['run', '-c', 'x'], /EINVAL: -c takes a positive packet count/],
+      [['run', '-i', 'eth0'], /ENOTSUP/],
+      [['filter', '-r', bad], /--program/],
+    ];
+    for (const [args, message] of cases) {
+      const r = netpd(...args);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/    at /);
+    }
+    const unknown = netpd('run', '--bogus');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/usage/);
+  });
+});
+
+describe('netpd filter --program', () => {
+  const fixture = JSON.parse(readFileSync(join(root, 'test/fixtures/bpf/libpcap.json'), 'utf8')) as { cases: { expr: string; optimized: boolean; ddd: string; accepted: Record<string, number[]> }[] };
+  it('prints the positions of the packets libpcap accepts', () => {
+    const picks = ['tcp port 80', 'vlan and ip', 'ip6 and port 53', 'arp', 'ip[6:2] & 0x1fff != 0', 'less 64', 'mpls'];
+    for (const expr of picks) {
+      const c = fixture.cases.find((x) => x.expr === expr && x.optimized)!;
+      expect(c, expr).toBeDefined();
+      const prog = join(tmp, 'p.ddd');
+      writeFileSync(prog, c.ddd);
+      for (const capture of ['scapy-l2.pcap', 'veth-replay.pcap', 'scapy-runts.pcap']) {
+        const r = netpd('filter', '-r', join(root, 'test/fixtures/captures', capture), '--program', prog);
+        expect(r.status).toBe(0);
+        expect(r.stdout.split('\n').filter(Boolean).map(Number), `${expr} on ${capture}`).toEqual(c.accepted[capture]);
+      }
+    }
+  });
+});
