@@ -32,8 +32,16 @@ async function runBench(tasks) {
   const vec = arena.burstVector(256);
   const spsc = new Ring(arena, 1024, { singleProducer: true, singleConsumer: true });
   const mpmc = new Ring(arena, 1024);
+  // Peers a Node program would otherwise use: a JS array as a queue, and a ring over a
+  // plain Uint32Array written in JavaScript.
+  const jsQueue = [];
+  const jsRing = { buf: new Uint32Array(1024), head: 0, tail: 0 };
+  const jsEnqueue = (src, n) => { let i = 0; for (; i < n && jsRing.head - jsRing.tail < 1024; i++) jsRing.buf[jsRing.head++ & 1023] = src[i]; return i; };
+  const jsDequeue = (dst, n) => { let i = 0; for (; i < n && jsRing.tail < jsRing.head; i++) dst[i] = jsRing.buf[jsRing.tail++ & 1023]; return i; };
   const tasks = [];
   for (const b of BURSTS) {
+    tasks.push([`peer: JS array push+shift burst ${b}`, () => { for (let i = 0; i < b; i++) jsQueue.push(vec[i]); for (let i = 0; i < b; i++) jsQueue.shift(); }]);
+    tasks.push([`peer: JS Uint32Array ring burst ${b}`, () => { jsEnqueue(vec, b); jsDequeue(vec, b); }]);
     tasks.push([`arena alloc+free burst ${b}`, () => { arena.allocBurst(vec, b); arena.freeBurst(vec, b); }]);
     tasks.push([`ring SP/SC enqueue+dequeue burst ${b}`, () => { spsc.enqueueBurst(vec, b); spsc.dequeueBurst(vec, b); }]);
     tasks.push([`ring MP/MC enqueue+dequeue burst ${b}`, () => { mpmc.enqueueBurst(vec, b); mpmc.dequeueBurst(vec, b); }]);

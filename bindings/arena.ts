@@ -116,7 +116,7 @@ export class Arena {
 
   /** @internal The address of a burst vector, checking it lives in this arena. */
   addressOf(vec: Uint32Array, n: number): number {
-    if (vec.buffer !== this.memory.buffer) throw new NetpdError('EINVAL', 'the vector is not inside this arena; use arena.burstVector()');
+    if (vec.buffer !== this.bytes.buffer) throw new NetpdError('EINVAL', 'the vector is not inside this arena; use arena.burstVector()');
     if (!Number.isInteger(n) || n < 0 || n > vec.length) throw new NetpdError('EINVAL', `count ${n} is outside the vector's length ${vec.length}`);
     return vec.byteOffset;
   }
