@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
@@ -148,6 +149,11 @@ function openCapture(file: string, arena: Arena): PcapReader {
   return file === '-' ? PcapReader.fromFd(0, 'standard input', { arena }) : PcapReader.open(file, { arena });
 }
 
+function displayName(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return file === SAMPLE ? 'samples/sample.pcap (bundled sample)' : rel.startsWith('..') ? file : rel;
+}
+
 function tsSeconds(arena: Arena, slot: number): number {
   return arena.timestampSec(slot) + arena.timestampNsec(slot) / 1e9;
 }
@@ -188,7 +194,7 @@ function table(file: string, s: DispatcherStats, arena: Arena, span: number, sec
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const drops = Object.entries(s.dropped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   return [
-    `${file}: ${s.in} packets over ${span.toFixed(3)} s of capture, dispatched in ${(seconds * 1000).toFixed(1)} ms`,
+    `${displayName(file)}: ${s.in} packets over ${span.toFixed(3)} s of capture, dispatched in ${(seconds * 1000).toFixed(1)} ms`,
     line(head),
     ...body.map(line),
     `drops: ${drops}; truncated to slot: ${arena.stats.truncated}`,
