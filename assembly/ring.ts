@@ -97,46 +97,37 @@ export function ring_free_count(ring: usize): u32 {
   atomic.store<u32>(ring + tailAt, head + n);
 }
 
-function enqueue(ring: usize, src: usize, n: u32, fixed: bool): u32 {
+// Moves up to n entries between the vector `vec` and the ring: into it when producing,
+// out of it when consuming.
+@inline function transfer(ring: usize, vec: usize, n: u32, fixed: bool, producing: bool): u32 {
   const r = changetype<Ring>(ring);
-  const single = (r.flags & RING_SP_ENQ) != 0;
-  const res = reserve(ring, Ring.PROD_HEAD, Ring.CONS_TAIL, n, fixed, single, true);
+  const single = (r.flags & (producing ? RING_SP_ENQ : RING_SC_DEQ)) != 0;
+  const res = producing
+    ? reserve(ring, Ring.PROD_HEAD, Ring.CONS_TAIL, n, fixed, single, true)
+    : reserve(ring, Ring.CONS_HEAD, Ring.PROD_TAIL, n, fixed, single, false);
   const take = <u32>res;
   if (take == 0) return 0;
   const head = <u32>(res >> 32);
   const mask = r.mask;
   const entries = ring + Ring.ENTRIES;
   for (let i: u32 = 0; i < take; i++) {
-    store<u32>(entries + (<usize>((head + i) & mask) << 2), load<u32>(src + (<usize>i << 2)));
+    const slot = entries + (<usize>((head + i) & mask) << 2);
+    const item = vec + (<usize>i << 2);
+    if (producing) store<u32>(slot, load<u32>(item));
+    else store<u32>(item, load<u32>(slot));
   }
-  publish(ring, Ring.PROD_TAIL, head, take, single);
-  return take;
-}
-
-function dequeue(ring: usize, dst: usize, n: u32, fixed: bool): u32 {
-  const r = changetype<Ring>(ring);
-  const single = (r.flags & RING_SC_DEQ) != 0;
-  const res = reserve(ring, Ring.CONS_HEAD, Ring.PROD_TAIL, n, fixed, single, false);
-  const take = <u32>res;
-  if (take == 0) return 0;
-  const head = <u32>(res >> 32);
-  const mask = r.mask;
-  const entries = ring + Ring.ENTRIES;
-  for (let i: u32 = 0; i < take; i++) {
-    store<u32>(dst + (<usize>i << 2), load<u32>(entries + (<usize>((head + i) & mask) << 2)));
-  }
-  publish(ring, Ring.CONS_TAIL, head, take, single);
+  publish(ring, producing ? Ring.PROD_TAIL : Ring.CONS_TAIL, head, take, single);
   return take;
 }
 
 /** Enqueues as many of src[0..n) as fit; returns how many (0 when full). */
-export function ring_enqueue_burst(ring: usize, src: usize, n: u32): u32 { return enqueue(ring, src, n, false); }
+export function ring_enqueue_burst(ring: usize, src: usize, n: u32): u32 { return transfer(ring, src, n, false, true); }
 /** Enqueues all of src[0..n) or nothing; returns n or 0. */
-export function ring_enqueue_bulk(ring: usize, src: usize, n: u32): u32 { return enqueue(ring, src, n, true); }
+export function ring_enqueue_bulk(ring: usize, src: usize, n: u32): u32 { return transfer(ring, src, n, true, true); }
 /** Dequeues up to n entries into dst; returns how many (0 when empty). */
-export function ring_dequeue_burst(ring: usize, dst: usize, n: u32): u32 { return dequeue(ring, dst, n, false); }
+export function ring_dequeue_burst(ring: usize, dst: usize, n: u32): u32 { return transfer(ring, dst, n, false, false); }
 /** Dequeues exactly n entries into dst or nothing; returns n or 0. */
-export function ring_dequeue_bulk(ring: usize, dst: usize, n: u32): u32 { return dequeue(ring, dst, n, true); }
+export function ring_dequeue_bulk(ring: usize, dst: usize, n: u32): u32 { return transfer(ring, dst, n, true, false); }
 
 /** Fills an empty, unshared ring with 0, 1, ..., n-1 (n <= size). Used to seed free lists. */
 export function ring_fill_sequence(ring: usize, n: u32): void {

@@ -6,6 +6,7 @@
 
 import { NetpdError } from './errors.js';
 import { instantiate, probeCore, PAGE, type CoreExports, type Layout } from './core.js';
+import { divmod64, remainder } from './u64.js';
 
 export interface ArenaOptions {
   /** Bytes of packet data per slot: a multiple of 64, at least 64. Default 2048. */
@@ -229,26 +230,9 @@ export class Arena {
     return { sec: this.timestampSec(slot), nsec: this.timestampNsec(slot) };
   }
 
-  // Long division of the 64-bit ns count by 1e9, sixteen bits at a time, exact in doubles.
   private divideTimestamp(slot: number, quotient: boolean): number {
     const t = this.metaIndex(slot) + (this.layout.metaTsNs >>> 2);
-    const hi = this.words[t + 1];
-    const lo = this.words[t];
-    let r = hi >>> 16;
-    let q = Math.floor(r / NS);
-    r -= q * NS;
-    let cur = r * 65536 + (hi & 0xffff);
-    let d = Math.floor(cur / NS);
-    r = cur - d * NS;
-    q = q * 65536 + d;
-    cur = r * 65536 + (lo >>> 16);
-    d = Math.floor(cur / NS);
-    r = cur - d * NS;
-    q = q * 65536 + d;
-    cur = r * 65536 + (lo & 0xffff);
-    d = Math.floor(cur / NS);
-    r = cur - d * NS;
-    q = q * 65536 + d;
-    return quotient ? q : r;
+    const sec = divmod64(this.words[t + 1], this.words[t], NS);
+    return quotient ? sec : remainder;
   }
 }

@@ -46,6 +46,7 @@
 //   netpd leaves those to the dissector that consumes them.)
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { divmod64, remainder } from '../u64.js';
 
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 import type { Arena } from '../arena.js';
@@ -769,26 +770,8 @@ export class PcapReader {
     let sec: number;
     let nsec: number;
     if (rule.mode === TS_POW10) {
-      // Long division of hi:lo by d (<= 1e9) in 16-bit digits: every step is exact in a double.
-      const d = rule.param;
-      let cur = hi >>> 16;
-      let qd = Math.floor(cur / d);
-      let r = cur - qd * d;
-      let q = qd;
-      cur = r * 65536 + (hi & 0xffff);
-      qd = Math.floor(cur / d);
-      r = cur - qd * d;
-      q = q * 65536 + qd;
-      cur = r * 65536 + (lo >>> 16);
-      qd = Math.floor(cur / d);
-      r = cur - qd * d;
-      q = q * 65536 + qd;
-      cur = r * 65536 + (lo & 0xffff);
-      qd = Math.floor(cur / d);
-      r = cur - qd * d;
-      q = q * 65536 + qd;
-      sec = q;
-      nsec = r * rule.mul;
+      sec = divmod64(hi, lo, rule.param);
+      nsec = remainder * rule.mul;
     } else if (rule.mode === TS_POW2) {
       const k = rule.param;
       let frac: number;
