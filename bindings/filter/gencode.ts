@@ -1,0 +1,781 @@
+// Code generation for pcap-filter expressions, following libpcap's gencode.c for
+// Ethernet (DLT_EN10MB) so that netpd's unoptimized program is libpcap's unoptimized
+// program, test for test and load for load.
+//
+// Each primitive becomes a small boolean tree (Cond) whose leaves are libpcap's
+// "blocks": a few statements ending in one conditional jump. Trees are built in the
+// order the primitives were written, because `vlan`, `mpls` and `pppoes` move the
+// offsets every later primitive uses (libpcap's documented, if surprising, behaviour:
+// `vlan or ip` tests ip inside the VLAN tag). wire() then turns the tree into a graph
+// of blocks with true/false successors exactly as libpcap's gen_and/gen_or/gen_not
+// backpatching does, and layout() linearizes it the way libpcap's icode_to_fcode does
+// (blocks in reverse post-order, false edge explored first), inserting long jumps
+// where a conditional jump reaches further than 255 instructions.
+//
+// Scratch memory registers are allocated like libpcap's alloc_reg (a rotating cursor
+// over M[0..15]), so relations use the same M[] slots.
+
+import { NetpdError } from '../errors.js';
+import type { BpfInstruction } from '../bpf.js';
+import type { Arith, IdValue, Node, Proto, Qual } from './ast.js';
+
+// ---- BPF opcodes used here ---------------------------------------------------------
+const LD = 0x00, LDX = 0x01, ST = 0x02, ALU = 0x04, JMP = 0x05, MISC = 0x07;
+const W = 0x00, H = 0x08, B = 0x10;
+const IMM = 0x00, ABS = 0x20, IND = 0x40, MEM = 0x60, LEN = 0x80, MSH = 0xa0;
+const ADD = 0x00, SUB = 0x10, MUL = 0x20, DIV = 0x30, OR = 0x40, AND = 0x50, LSH = 0x60, RSH = 0x70, NEG = 0x80, MOD = 0x90, XOR = 0xa0;
+const JEQ = 0x10, JGT = 0x20, JGE = 0x30, JSET = 0x40;
+const K = 0x00, X = 0x08;
+const TAX = 0x00;
+
+const ETHERMTU = 1500;
+const ETHERTYPE = {
+  IP: 0x0800, ARP: 0x0806, REVARP: 0x8035, IPV6: 0x86dd, ATALK: 0x809b, AARP: 0x80f3, DN: 0x6003,
+  SCA: 0x6007, LAT: 0x6004, MOPDL: 0x6001, MOPRC: 0x6002, VLAN: 0x8100, QINQ_AD: 0x88a8, QINQ_9100: 0x9100,
+  MPLS: 0x8847, PPPOED: 0x8863, PPPOES: 0x8864,
+} as const;
+const LLCSAP = { ISONS: 0xfe, IP: 0x06, NETBEUI: 0xf0, IPX: 0xe0, STP: 0x42 } as const;
+const IPPROTO = { ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, IGRP: 9, PIM: 103, VRRP: 112, ICMPV6: 58, AH: 51, ESP: 50, SCTP: 132, FRAGMENT: 44 } as const;
+const ISO = { CLNP: 0x81, ESIS: 0x82, ISIS: 0x83 } as const;
+
+/** Protocol names `ip proto \NAME` and `proto \NAME` accept (the usual /etc/protocols entries). */
+const IP_PROTOCOLS: Record<string, number> = {
+  ip: 0, hopopt: 0, icmp: 1, igmp: 2, ggp: 3, ipencap: 4, st: 5, tcp: 6, egp: 8, igp: 9, pup: 12, udp: 17,
+  hmp: 20, 'xns-idp': 22, rdp: 27, 'iso-tp4': 29, dccp: 33, xtp: 36, ddp: 37, 'idpr-cmtp': 38, ipv6: 41,
+  'ipv6-route': 43, 'ipv6-frag': 44, idrp: 45, rsvp: 46, gre: 47, esp: 50, ah: 51, skip: 57, 'ipv6-icmp': 58,
+  icmp6: 58, 'ipv6-nonxt': 59, 'ipv6-opts': 60, rspf: 73, vmtp: 81, eigrp: 88, ospf: 89, 'ax.25': 93, ipip: 94,
+  etherip: 97, encap: 98, pim: 103, ipcomp: 108, vrrp: 112, l2tp: 115, isis: 124, sctp: 132, fc: 133,
+  'mobility-header': 135, udplite: 136, 'mpls-in-ip': 137, manet: 138, hip: 139, shim6: 140, wesp: 141, rohc: 142,
+};
+/** Names `ether proto \NAME` accepts (libpcap's eproto_db and llc_db). */
+const ETHER_PROTOCOLS: Record<string, number> = {
+  ip: ETHERTYPE.IP, ip6: ETHERTYPE.IPV6, arp: ETHERTYPE.ARP, rarp: ETHERTYPE.REVARP, atalk: ETHERTYPE.ATALK,
+  aarp: ETHERTYPE.AARP, decnet: ETHERTYPE.DN, sca: ETHERTYPE.SCA, lat: ETHERTYPE.LAT, mopdl: ETHERTYPE.MOPDL,
+  moprc: ETHERTYPE.MOPRC, iso: LLCSAP.ISONS, stp: LLCSAP.STP, ipx: LLCSAP.IPX, netbeui: LLCSAP.NETBEUI,
+  pup: 0x0200, sprite: 0x0500, loopback: 0x9000,
+};
+
+// ---- The block graph ----------------------------------------------------------------
+
+/** A libpcap block: statements, then one conditional jump. */
+export interface Leaf {
+  t: 'leaf';
+  stmts: BpfInstruction[];
+  jump: number;
+  k: number;
+}
+/** A condition: a block, or blocks combined as libpcap's gen_and / gen_or / gen_not do. */
+export type Cond = Leaf | { t: 'and' | 'or'; l: Cond; r: Cond } | { t: 'not'; e: Cond };
+
+const stmt = (code: number, k = 0): BpfInstruction => ({ code, jt: 0, jf: 0, k: k >>> 0 });
+const leaf = (stmts: BpfInstruction[], jump: number, k: number): Leaf => ({ t: 'leaf', stmts, jump, k: k >>> 0 });
+const and = (l: Cond, r: Cond): Cond => ({ t: 'and', l, r });
+const or = (l: Cond, r: Cond): Cond => ({ t: 'or', l, r });
+const not = (e: Cond): Cond => ({ t: 'not', e });
+
+/** An arithmetic value computed into scratch register `reg`, with its protocol check. */
+interface Value {
+  stmts: BpfInstruction[];
+  reg: number;
+  check: Cond | null;
+}
+
+/** Where a load's offset is measured from (libpcap's enum e_offrel). */
+type Rel = 'packet' | 'linkhdr' | 'linktype' | 'linkpl' | 'linkpl_nosnap' | 'prevmpls' | 'tran4' | 'tran6' | 'llc';
+
+export interface GenOptions {
+  /** The netmask `ip broadcast` uses (tcpdump passes 0 when it does not know one). */
+  netmask: number;
+}
+
+export function filterError(message: string, pos?: number): NetpdError {
+  return new NetpdError('EFILTER', message, pos === undefined ? {} : { details: { position: pos } });
+}
+
+export class CodeGen {
+  // Offsets, as in libpcap's compiler state, for Ethernet.
+  private offLinktype = 12;
+  private offLinkpl = 14;
+  private offNl = 0;
+  private offNlNosnap = 3;
+  private labelStackDepth = 0;
+  private vlanStackDepth = 0;
+  private isPppoes = false;
+  private readonly regUsed = new Array<boolean>(16).fill(false);
+  private curReg = 0;
+  private readonly netmask: number;
+
+  constructor(options: GenOptions) {
+    this.netmask = options.netmask >>> 0;
+  }
+
+  /** Builds the condition for a whole expression, primitives in the order written. */
+  gen(node: Node): Cond {
+    switch (node.t) {
+      case 'and': { const l = this.gen(node.l); return and(l, this.gen(node.r)); }
+      case 'or': { const l = this.gen(node.l); return or(l, this.gen(node.r)); }
+      case 'not': return not(this.gen(node.e));
+      case 'id': return this.genId(node.q, node.v, node.pos);
+      case 'proto': return this.protoAbbrev(node.proto, node.pos);
+      case 'rel': return this.relation(node.code, node.l, node.r, node.reversed);
+      case 'broadcast': return this.broadcast(node.proto, node.pos);
+      case 'multicast': return this.multicast(node.proto, node.pos);
+      case 'less': return not(leaf([stmt(LD | W | LEN)], JMP | JGT | K, node.value));
+      case 'greater': return leaf([stmt(LD | W | LEN)], JMP | JGE | K, node.value);
+      case 'byte': return this.byteop(node.op, node.index, node.value);
+      case 'vlan': return this.vlan(node.value, node.pos);
+      case 'mpls': return this.mpls(node.value, node.pos);
+      case 'pppoes': return this.pppoes(node.value, node.pos);
+      case 'pppoed': return this.linktype(ETHERTYPE.PPPOED);
+      case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
+    }
+  }
+
+  // ---- loads and comparisons (gen_load_a, gen_ncmp, gen_cmp, gen_mcmp, gen_bcmp) ----
+
+  private load(rel: Rel, offset: number, size: number): BpfInstruction[] {
+    switch (rel) {
+      case 'packet': return [stmt(LD | ABS | size, offset)];
+      case 'linkhdr': return [stmt(LD | ABS | size, offset)];
+      case 'linktype': return [stmt(LD | ABS | size, this.offLinktype + offset)];
+      case 'llc': return [stmt(LD | ABS | size, this.offLinkpl + offset)];
+      case 'linkpl': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl + offset)];
+      case 'linkpl_nosnap': return [stmt(LD | ABS | size, this.offLinkpl + this.offNlNosnap + offset)];
+      case 'prevmpls': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl - 4 + offset)];
+      case 'tran4': return [this.loadxIpHdrLen(), stmt(LD | IND | size, this.offLinkpl + this.offNl + offset)];
+      case 'tran6': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl + 40 + offset)];
+    }
+  }
+
+  private loadxIpHdrLen(): BpfInstruction {
+    return stmt(LDX | MSH | B, this.offLinkpl + this.offNl);
+  }
+
+  private ncmp(rel: Rel, offset: number, size: number, mask: number, jtype: number, reverse: boolean, v: number): Cond {
+    const stmts = this.load(rel, offset, size);
+    if (mask >>> 0 !== 0xffffffff) stmts.push(stmt(ALU | AND | K, mask));
+    const b = leaf(stmts, JMP | jtype | K, v);
+    return reverse && (jtype === JGT || jtype === JGE) ? not(b) : b;
+  }
+
+  private cmp(rel: Rel, offset: number, size: number, v: number): Cond {
+    return this.ncmp(rel, offset, size, 0xffffffff, JEQ, false, v);
+  }
+  private mcmp(rel: Rel, offset: number, size: number, v: number, mask: number): Cond {
+    return this.ncmp(rel, offset, size, mask, JEQ, false, v);
+  }
+
+  /** Compares `bytes` at offset, four, then two, then one byte at a time from the end. */
+  private bcmp(rel: Rel, offset: number, bytes: number[]): Cond {
+    let b: Cond | null = null;
+    let size = bytes.length;
+    const push = (c: Cond) => { b = b ? and(b, c) : c; };
+    while (size >= 4) {
+      const p = size - 4;
+      push(this.cmp(rel, offset + p, W, ((bytes[p] << 24) | (bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3]) >>> 0));
+      size -= 4;
+    }
+    while (size >= 2) {
+      const p = size - 2;
+      push(this.cmp(rel, offset + p, H, (bytes[p] << 8) | bytes[p + 1]));
+      size -= 2;
+    }
+    if (size > 0) push(this.cmp(rel, offset, B, bytes[0]));
+    return b!;
+  }
+
+  // ---- link layer ----------------------------------------------------------------------
+
+  private linktype(llProto: number): Cond {
+    if (this.labelStackDepth > 0) return this.mplsLinktype(llProto);
+    if (this.isPppoes) return this.cmp('linktype', 0, H, ethertypeToPpp(llProto));
+    switch (llProto) {
+      case LLCSAP.ISONS: case LLCSAP.IP: case LLCSAP.NETBEUI:
+        return and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), this.cmp('llc', 0, H, (llProto << 8) | llProto));
+      case LLCSAP.IPX: {
+        // 802.2 with the IPX SAP, raw 802.3 ("Netware 802.3"), or Ethernet II / SNAP with
+        // the IPX Ethernet type.
+        const b0 = this.cmp('llc', 0, B, LLCSAP.IPX);
+        const b1 = this.cmp('llc', 0, H, 0xffff);
+        const llc = or(b0, b1);
+        const snap = this.snap(0x000000, 0x8137);
+        const e = or(llc, snap);
+        const ii = this.cmp('linktype', 0, H, 0x8137);
+        return or(and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), e), ii);
+      }
+      case ETHERTYPE.ATALK: case ETHERTYPE.AARP: {
+        const snap = llProto === ETHERTYPE.ATALK ? this.snap(0x080007, ETHERTYPE.ATALK) : this.snap(0x000000, ETHERTYPE.AARP);
+        const b1 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), snap);
+        return or(b1, this.cmp('linktype', 0, H, llProto));
+      }
+      default:
+        if (llProto <= ETHERMTU) {
+          return and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), this.cmp('linktype', 2, B, llProto));
+        }
+        return this.cmp('linktype', 0, H, llProto);
+    }
+  }
+
+  // An 802.2 SNAP header (AA AA 03, OUI, type) at the start of the link payload.
+  private snap(orgcode: number, ptype: number): Cond {
+    return this.bcmp('llc', 0, [0xaa, 0xaa, 0x03, (orgcode >> 16) & 0xff, (orgcode >> 8) & 0xff, orgcode & 0xff, (ptype >> 8) & 0xff, ptype & 0xff]);
+  }
+
+  private mplsLinktype(llProto: number): Cond {
+    switch (llProto) {
+      case ETHERTYPE.IP:
+        return and(this.mcmp('linkpl', -2, B, 0x01, 0x01), this.mcmp('linkpl', 0, B, 0x40, 0xf0));
+      case ETHERTYPE.IPV6:
+        return and(this.mcmp('linkpl', -2, B, 0x01, 0x01), this.mcmp('linkpl', 0, B, 0x60, 0xf0));
+      default:
+        throw filterError('unsupported protocol over mpls');
+    }
+  }
+
+  private vlan(vid: number | undefined, pos: number): Cond {
+    if (this.labelStackDepth > 0) throw filterError('no VLAN match after MPLS', pos);
+    let b: Cond = or(or(this.linktype(ETHERTYPE.VLAN), this.linktype(ETHERTYPE.QINQ_AD)), this.linktype(ETHERTYPE.QINQ_9100));
+    if (vid !== undefined) {
+      if (vid > 0x0fff) throw filterError(`VLAN tag ${vid} greater than maximum 4095`, pos);
+      b = and(b, this.mcmp('linkpl', 0, H, vid, 0x0fff));
+    }
+    this.offLinkpl += 4;
+    this.offLinktype += 4;
+    this.vlanStackDepth++;
+    return b;
+  }
+
+  private mpls(label: number | undefined, pos: number): Cond {
+    let b: Cond = this.labelStackDepth > 0 ? this.mcmp('prevmpls', 2, B, 0, 0x01) : this.linktype(ETHERTYPE.MPLS);
+    if (label !== undefined) {
+      if (label > 0xfffff) throw filterError(`MPLS label ${label} greater than maximum 1048575`, pos);
+      b = and(b, this.mcmp('linkpl', 0, W, (label << 12) >>> 0, 0xfffff000));
+    }
+    this.offNlNosnap += 4;
+    this.offNl += 4;
+    this.labelStackDepth++;
+    return b;
+  }
+
+  private pppoes(session: number | undefined, pos: number): Cond {
+    let b = this.linktype(ETHERTYPE.PPPOES);
+    if (session !== undefined) {
+      if (session > 0xffff) throw filterError(`PPPoE session number ${session} greater than maximum 65535`, pos);
+      b = and(b, this.mcmp('linkpl', 0, W, session, 0x0000ffff));
+    }
+    this.isPppoes = true;
+    // The PPP header (2 bytes of protocol) follows the 6-byte PPPoE header.
+    this.offLinktype = this.offLinkpl + this.offNl + 6;
+    this.offLinkpl = this.offLinktype + 2;
+    this.offNl = 0;
+    this.offNlNosnap = 0;
+    return b;
+  }
+
+  private broadcast(proto: Proto, pos: number): Cond {
+    switch (proto) {
+      case 'default': case 'link':
+        if (this.isPppoes) throw filterError('not a broadcast link', pos);
+        return this.ehostop([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 'dst', pos);
+      case 'ip': {
+        const hostmask = ~this.netmask >>> 0;
+        const b1 = this.mcmp('linkpl', 16, W, 0, hostmask);
+        const b2 = this.mcmp('linkpl', 16, W, hostmask, hostmask);
+        return and(this.linktype(ETHERTYPE.IP), or(b1, b2));
+      }
+      default:
+        throw filterError('only link-layer/IP broadcast filters supported', pos);
+    }
+  }
+
+  private multicast(proto: Proto, pos: number): Cond {
+    switch (proto) {
+      case 'default': case 'link':
+        if (this.isPppoes) throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
+        return leaf(this.load('linkhdr', 0, B), JMP | JSET | K, 1);
+      case 'ip':
+        return and(this.linktype(ETHERTYPE.IP), this.ncmp('linkpl', 16, B, 0xffffffff, JGE, false, 224));
+      case 'ip6':
+        return and(this.linktype(ETHERTYPE.IPV6), this.cmp('linkpl', 24, B, 255));
+      default:
+        throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
+    }
+  }
+
+  private byteop(op: string, index: number, value: number): Cond {
+    switch (op) {
+      case '=': return this.cmp('packet', index, B, value);
+      case '<': return this.ncmp('packet', index, B, 0xffffffff, JGE, true, value);
+      case '>': return this.ncmp('packet', index, B, 0xffffffff, JGT, false, value);
+      // libpcap builds `byte N & V` / `byte N | V` without the load of byte N (a long-
+      // standing quirk of gen_byteop); netpd reproduces it to agree on every packet.
+      default: return not(leaf([stmt(ALU | (op === '|' ? OR : AND) | K, value)], JMP | JEQ | K, 0));
+    }
+  }
+
+  // ---- MAC addresses -------------------------------------------------------------------
+
+  private ehostop(mac: number[], dir: Qual['dir'], pos: number): Cond {
+    switch (dir) {
+      case 'src': return this.bcmp('linkhdr', 6, mac);
+      case 'dst': return this.bcmp('linkhdr', 0, mac);
+      case 'and': { const s = this.ehostop(mac, 'src', pos); return and(s, this.ehostop(mac, 'dst', pos)); }
+      default: { const s = this.ehostop(mac, 'src', pos); return or(s, this.ehostop(mac, 'dst', pos)); }
+    }
+  }
+
+  // ---- protocols -----------------------------------------------------------------------
+
+  private protoAbbrev(proto: Proto, pos: number): Cond {
+    switch (proto) {
+      case 'sctp': return this.proto(IPPROTO.SCTP, 'default', pos);
+      case 'tcp': return this.proto(IPPROTO.TCP, 'default', pos);
+      case 'udp': return this.proto(IPPROTO.UDP, 'default', pos);
+      case 'icmp': return this.proto(IPPROTO.ICMP, 'ip', pos);
+      case 'igmp': return this.proto(IPPROTO.IGMP, 'ip', pos);
+      case 'igrp': return this.proto(IPPROTO.IGRP, 'ip', pos);
+      case 'pim': return this.proto(IPPROTO.PIM, 'default', pos);
+      case 'vrrp': case 'carp': return this.proto(IPPROTO.VRRP, 'ip', pos);
+      case 'ip': return this.linktype(ETHERTYPE.IP);
+      case 'arp': return this.linktype(ETHERTYPE.ARP);
+      case 'rarp': return this.linktype(ETHERTYPE.REVARP);
+      case 'link': throw filterError('link layer applied in wrong context', pos);
+      case 'atalk': return this.linktype(ETHERTYPE.ATALK);
+      case 'aarp': return this.linktype(ETHERTYPE.AARP);
+      case 'decnet': return this.linktype(ETHERTYPE.DN);
+      case 'sca': return this.linktype(ETHERTYPE.SCA);
+      case 'lat': return this.linktype(ETHERTYPE.LAT);
+      case 'mopdl': return this.linktype(ETHERTYPE.MOPDL);
+      case 'moprc': return this.linktype(ETHERTYPE.MOPRC);
+      case 'ip6': return this.linktype(ETHERTYPE.IPV6);
+      case 'icmp6': return this.proto(IPPROTO.ICMPV6, 'ip6', pos);
+      case 'ah': return this.proto(IPPROTO.AH, 'default', pos);
+      case 'esp': return this.proto(IPPROTO.ESP, 'default', pos);
+      case 'iso': return this.linktype(LLCSAP.ISONS);
+      case 'esis': return this.proto(ISO.ESIS, 'iso', pos);
+      case 'isis': return this.proto(ISO.ISIS, 'iso', pos);
+      case 'clnp': return this.proto(ISO.CLNP, 'iso', pos);
+      case 'stp': return this.linktype(LLCSAP.STP);
+      case 'ipx': return this.linktype(LLCSAP.IPX);
+      case 'netbeui': return this.linktype(LLCSAP.NETBEUI);
+      default: throw filterError(`'${proto}' is not supported as a protocol here`, pos);
+    }
+  }
+
+  /** gen_proto: protocol number v carried by `proto` (ip, ip6, iso, link or either IP). */
+  private proto(v: number, proto: Proto, pos: number): Cond {
+    switch (proto) {
+      case 'default': { const b0 = this.proto(v, 'ip', pos); return or(b0, this.proto(v, 'ip6', pos)); }
+      case 'link': return this.linktype(v);
+      case 'ip': return and(this.linktype(ETHERTYPE.IP), this.cmp('linkpl', 9, B, v));
+      case 'ip6': {
+        const b0 = this.linktype(ETHERTYPE.IPV6);
+        const frag = and(this.cmp('linkpl', 6, B, IPPROTO.FRAGMENT), this.cmp('linkpl', 40, B, v));
+        return and(b0, or(this.cmp('linkpl', 6, B, v), frag));
+      }
+      case 'iso':
+        if (this.isPppoes) throw filterError('iso over PPPoE is not supported', pos);
+        return and(this.linktype(LLCSAP.ISONS), this.cmp('linkpl_nosnap', 0, B, v));
+      case 'arp': case 'rarp': throw filterError(`${proto} does not encapsulate another protocol`, pos);
+      default: throw filterError(`'${proto} proto' is not supported`, pos);
+    }
+  }
+
+  /** The IPv4 "not a later fragment" test (gen_ipfrag). */
+  private ipfrag(): Cond {
+    return not(leaf(this.load('linkpl', 6, H), JMP | JSET | K, 0x1fff));
+  }
+
+  // ---- hosts and networks ------------------------------------------------------------
+
+  private hostop(addr: number, mask: number, dir: Qual['dir'], llProto: number, srcOff: number, dstOff: number): Cond {
+    switch (dir) {
+      case 'and': { const s = this.hostop(addr, mask, 'src', llProto, srcOff, dstOff); return and(s, this.hostop(addr, mask, 'dst', llProto, srcOff, dstOff)); }
+      case 'default': case 'or': { const s = this.hostop(addr, mask, 'src', llProto, srcOff, dstOff); return or(s, this.hostop(addr, mask, 'dst', llProto, srcOff, dstOff)); }
+    }
+    const b0 = this.linktype(llProto);
+    return and(b0, this.mcmp('linkpl', dir === 'src' ? srcOff : dstOff, W, addr, mask));
+  }
+
+  private host(addr: number, mask: number, proto: Proto, dir: Qual['dir'], what: string, pos: number): Cond {
+    switch (proto) {
+      case 'default': {
+        const b0 = this.host(addr, mask, 'ip', dir, what, pos);
+        if (this.labelStackDepth > 0) return b0;
+        const b1 = or(b0, this.host(addr, mask, 'arp', dir, what, pos));
+        return or(b1, this.host(addr, mask, 'rarp', dir, what, pos));
+      }
+      case 'ip': return this.hostop(addr, mask, dir, ETHERTYPE.IP, 12, 16);
+      case 'arp': return this.hostop(addr, mask, dir, ETHERTYPE.ARP, 14, 24);
+      case 'rarp': return this.hostop(addr, mask, dir, ETHERTYPE.REVARP, 14, 24);
+      case 'link': throw filterError(`link-layer modifier applied to ${what}`, pos);
+      default: throw filterError(`'${proto}' modifier applied to ${what}`, pos);
+    }
+  }
+
+  private host6(addr: number[], mask: number[], proto: Proto, dir: Qual['dir'], what: string, pos: number): Cond {
+    switch (proto) {
+      case 'default': case 'ip6': return this.hostop6(addr, mask, dir, 8, 24);
+      case 'link': throw filterError(`link-layer modifier applied to ip6 ${what}`, pos);
+      default: throw filterError(`'${proto}' modifier applied to ip6 ${what}`, pos);
+    }
+  }
+
+  private hostop6(addr: number[], mask: number[], dir: Qual['dir'], srcOff: number, dstOff: number): Cond {
+    switch (dir) {
+      case 'and': { const s = this.hostop6(addr, mask, 'src', srcOff, dstOff); return and(s, this.hostop6(addr, mask, 'dst', srcOff, dstOff)); }
+      case 'default': case 'or': { const s = this.hostop6(addr, mask, 'src', srcOff, dstOff); return or(s, this.hostop6(addr, mask, 'dst', srcOff, dstOff)); }
+    }
+    const off = dir === 'src' ? srcOff : dstOff;
+    // libpcap compares the last word first in the tree, so the first word is tested first.
+    let b: Cond = this.mcmp('linkpl', off + 12, W, addr[3], mask[3]);
+    b = and(this.mcmp('linkpl', off + 8, W, addr[2], mask[2]), b);
+    b = and(this.mcmp('linkpl', off + 4, W, addr[1], mask[1]), b);
+    b = and(this.mcmp('linkpl', off, W, addr[0], mask[0]), b);
+    return and(this.linktype(ETHERTYPE.IPV6), b);
+  }
+
+  // ---- ports ---------------------------------------------------------------------------
+
+  private portop(port: number, proto: number, dir: Qual['dir'], atom: (off: number) => Cond): Cond {
+    const b0 = and(this.cmp('linkpl', 9, B, proto), this.ipfrag());
+    return and(b0, this.dirPair(dir, atom));
+  }
+
+  private dirPair(dir: Qual['dir'], atom: (off: number) => Cond): Cond {
+    switch (dir) {
+      case 'src': return atom(0);
+      case 'dst': return atom(2);
+      case 'and': { const s = atom(0); return and(s, atom(2)); }
+      case 'default': case 'or': { const s = atom(0); return or(s, atom(2)); }
+    }
+  }
+
+  private portGeneric(ipProto: number | null, dir: Qual['dir'], v6: boolean, atom: (off: number) => Cond): Cond {
+    const one = (p: number) => v6
+      ? and(this.cmp('linkpl', 6, B, p), this.dirPair(dir, atom))
+      : this.portop(0, p, dir, atom);
+    const b0 = this.linktype(v6 ? ETHERTYPE.IPV6 : ETHERTYPE.IP);
+    let b1: Cond;
+    if (ipProto !== null) b1 = one(ipProto);
+    else {
+      const tcp = one(IPPROTO.TCP);
+      b1 = or(tcp, one(IPPROTO.UDP));
+      b1 = or(one(IPPROTO.SCTP), b1);
+    }
+    return and(b0, b1);
+  }
+
+  private ports(lo: number, hi: number, proto: Proto, dir: Qual['dir'], range: boolean): Cond {
+    const ipProto = proto === 'tcp' ? IPPROTO.TCP : proto === 'udp' ? IPPROTO.UDP : proto === 'sctp' ? IPPROTO.SCTP : null;
+    const atom4 = (off: number) => range ? this.rangeAtom('tran4', off, lo, hi) : this.cmp('tran4', off, H, lo);
+    const atom6 = (off: number) => range ? this.rangeAtom('tran6', off, lo, hi) : this.cmp('tran6', off, H, lo);
+    // Order matters for packets cut short: libpcap tests IPv6 first, then IPv4.
+    const b6 = this.portGeneric(ipProto, dir, true, atom6);
+    const b4 = this.portGeneric(ipProto, dir, false, atom4);
+    return or(b6, b4);
+  }
+
+  private rangeAtom(rel: Rel, off: number, lo: number, hi: number): Cond {
+    const ge = this.ncmp(rel, off, H, 0xffffffff, JGE, false, lo);
+    return and(ge, this.ncmp(rel, off, H, 0xffffffff, JGT, true, hi));
+  }
+
+  // ---- ids: host/net/port/proto with their qualifiers ----------------------------------
+
+  private genId(q: Qual, v: IdValue, pos: number): Cond {
+    switch (v.kind) {
+      case 'num': return this.ncode(null, v.value, q, pos);
+      case 'ipv4':
+        if (v.prefix !== undefined || v.mask !== undefined) return this.mcode(v.text, v.mask, v.prefix, q, pos);
+        return this.ncode(v.text, 0, q, pos);
+      case 'ipv6': return this.mcode6(v.text, v.prefix ?? 128, v.prefix !== undefined, q, pos);
+      case 'mac': {
+        if ((q.addr === 'host' || q.addr === 'default') && q.proto === 'link') return this.ehostop(parseMac(v.text), q.dir, pos);
+        throw filterError(`ethernet address used in non-ether expression ("${v.text}")`, pos);
+      }
+      case 'name': return this.scode(v.text, q, pos);
+    }
+  }
+
+  private ncode(text: string | null, num: number, q: Qual, pos: number): Cond {
+    let v = num >>> 0;
+    let vlen = 32;
+    if (text !== null) {
+      const parsed = parseIpv4(text);
+      if (!parsed) throw filterError(`invalid IPv4 address '${text}'`, pos);
+      v = parsed.value;
+      vlen = parsed.bits;
+    }
+    const proto = q.proto;
+    switch (q.addr) {
+      case 'default': case 'host': case 'net': {
+        if (proto === 'link') throw filterError('illegal link layer address', pos);
+        let mask = 0xffffffff;
+        if (text === null && q.addr === 'net') {
+          while (v !== 0 && (v & 0xff000000) === 0) {
+            v = (v << 8) >>> 0;
+            mask = (mask << 8) >>> 0;
+          }
+        } else {
+          v = vlen === 0 ? 0 : (v << (32 - vlen)) >>> 0;
+          mask = vlen === 0 ? 0 : (mask << (32 - vlen)) >>> 0;
+        }
+        return this.host(v, mask, proto, q.dir, q.addr === 'net' ? 'net' : 'host', pos);
+      }
+      case 'port':
+        if (!['default', 'udp', 'tcp', 'sctp'].includes(proto)) throw filterError("illegal qualifier of 'port'", pos);
+        if (v > 65535) throw filterError(`illegal port number ${v} > 65535`, pos);
+        return this.ports(v, v, proto, q.dir, false);
+      case 'portrange':
+        if (!['default', 'udp', 'tcp', 'sctp'].includes(proto)) throw filterError("illegal qualifier of 'portrange'", pos);
+        if (v > 65535) throw filterError(`illegal port number ${v} > 65535`, pos);
+        return this.ports(v, v, proto, q.dir, true);
+      case 'gateway': throw filterError("'gateway' requires a name", pos);
+      case 'proto':
+        if (q.dir !== 'default') throw filterError("direction applied to 'proto'", pos);
+        return this.proto(v, proto, pos);
+      case 'protochain':
+        throw filterError('protochain needs a loop (a backward jump), which the Linux classic BPF rules netpd enforces do not allow', pos);
+    }
+  }
+
+  private mcode(text: string, maskText: string | undefined, prefix: number | undefined, q: Qual, pos: number): Cond {
+    const a = parseIpv4(text);
+    if (!a) throw filterError(`invalid IPv4 address '${text}'`, pos);
+    const n = a.bits === 0 ? 0 : (a.value << (32 - a.bits)) >>> 0;
+    let m: number;
+    if (maskText !== undefined) {
+      const mm = parseIpv4(maskText);
+      if (!mm) throw filterError(`invalid IPv4 address '${maskText}'`, pos);
+      m = mm.bits === 0 ? 0 : (mm.value << (32 - mm.bits)) >>> 0;
+      if ((n & ~m) >>> 0 !== 0) throw filterError(`non-network bits set in "${text} mask ${maskText}"`, pos);
+    } else {
+      if (prefix! > 32) throw filterError('mask length must be <= 32', pos);
+      m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix!)) >>> 0;
+      if ((n & ~m) >>> 0 !== 0) throw filterError(`non-network bits set in "${text}/${prefix}"`, pos);
+    }
+    if (q.addr !== 'net') throw filterError('Mask syntax for networks only', pos);
+    return this.host(n, m, q.proto, q.dir, 'net', pos);
+  }
+
+  private mcode6(text: string, prefix: number, withPrefix: boolean, q: Qual, pos: number): Cond {
+    const addr = parseIpv6(text);
+    if (!addr) throw filterError(`invalid IPv6 address '${text}'`, pos);
+    if (prefix > 128) throw filterError('mask length must be <= 128', pos);
+    const mask = [0, 0, 0, 0].map((_, i) => {
+      const bits = Math.max(0, Math.min(32, prefix - 32 * i));
+      return bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    });
+    if (addr.some((w, i) => (w & ~mask[i]) >>> 0 !== 0)) throw filterError(`non-network bits set in "${text}/${prefix}"`, pos);
+    switch (q.addr) {
+      case 'default': case 'host':
+        if (prefix !== 128) throw filterError('Mask syntax for networks only', pos);
+        return this.host6(addr, mask, q.proto, q.dir, 'host', pos);
+      case 'net':
+        return this.host6(addr, mask, q.proto, q.dir, 'net', pos);
+      default:
+        void withPrefix;
+        throw filterError('invalid qualifier against IPv6 address', pos);
+    }
+  }
+
+  private scode(name: string, q: Qual, pos: number): Cond {
+    switch (q.addr) {
+      case 'proto': {
+        if (q.dir !== 'default') throw filterError("direction applied to 'proto'", pos);
+        const v = q.proto === 'link' ? ETHER_PROTOCOLS[name.toLowerCase()] : IP_PROTOCOLS[name.toLowerCase()];
+        if (v === undefined) throw filterError(`unknown ${q.proto === 'link' ? 'ether' : 'ip'} proto '${name}'`, pos);
+        return this.proto(v, q.proto, pos);
+      }
+      case 'portrange': {
+        const m = /^(\d+)-(\d+)$/.exec(name);
+        if (!m) throw filterError(`invalid port range '${name}' (netpd resolves no service names)`, pos);
+        if (!['default', 'udp', 'tcp', 'sctp'].includes(q.proto)) throw filterError("illegal qualifier of 'portrange'", pos);
+        let lo = Number(m[1]);
+        let hi = Number(m[2]);
+        if (lo > 65535 || hi > 65535) throw filterError(`invalid port range '${name}'`, pos);
+        if (lo > hi) [lo, hi] = [hi, lo];
+        return this.ports(lo, hi, q.proto, q.dir, true);
+      }
+      case 'port':
+        throw filterError(`unknown port '${name}': netpd resolves no service names; give the port number`, pos);
+      default:
+        throw filterError(`unknown host '${name}': netpd resolves no host names; give an address`, pos);
+    }
+  }
+
+  // ---- arithmetic (gen_loadi, gen_load, gen_arth, gen_neg, gen_relation) --------------
+
+  private allocReg(): number {
+    for (let n = 0; n < 16; n++) {
+      if (this.regUsed[this.curReg]) this.curReg = (this.curReg + 1) % 16;
+      else {
+        this.regUsed[this.curReg] = true;
+        return this.curReg;
+      }
+    }
+    throw filterError('too many registers needed to evaluate expression');
+  }
+  private freeReg(n: number): void { this.regUsed[n] = false; }
+
+  private arith(a: Arith): Value {
+    switch (a.t) {
+      case 'num': {
+        const reg = this.allocReg();
+        return { stmts: [stmt(LD | IMM, a.value), stmt(ST, reg)], reg, check: null };
+      }
+      case 'len': {
+        const reg = this.allocReg();
+        return { stmts: [stmt(LD | W | LEN), stmt(ST, reg)], reg, check: null };
+      }
+      case 'neg': {
+        const v = this.arith(a.e);
+        v.stmts.push(stmt(LD | MEM, v.reg), stmt(ALU | NEG), stmt(ST, v.reg));
+        return v;
+      }
+      case 'binop': return this.binop(a);
+      case 'load': return this.loadAt(a);
+    }
+  }
+
+  private binop(a: Arith & { t: 'binop' }): Value {
+    const codes = { '+': ADD, '-': SUB, '*': MUL, '/': DIV, '%': MOD, '&': AND, '|': OR, '^': XOR, '<<': LSH, '>>': RSH };
+    const code = codes[a.op];
+    const a0 = this.arith(a.l);
+    const a1 = this.arith(a.r);
+    const imm = a1.stmts.length === 2 && a1.stmts[0].code === (LD | IMM) ? a1.stmts[0].k : null;
+    if (imm === 0 && code === DIV) throw filterError('division by zero');
+    if (imm === 0 && code === MOD) throw filterError('modulus by zero');
+    if (imm !== null && imm > 31 && (code === LSH || code === RSH)) throw filterError('shift by more than 31 bits');
+    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg), stmt(ALU | X | code)];
+    this.freeReg(a0.reg);
+    this.freeReg(a1.reg);
+    const reg = this.allocReg();
+    stmts.push(stmt(ST, reg));
+    // libpcap's gen_arth keeps only the left operand's protocol check.
+    return { stmts, reg, check: a0.check };
+  }
+
+  private loadAt(a: Arith & { t: 'load' }): Value {
+    const size = a.size === 1 ? B : a.size === 2 ? H : a.size === 4 ? W : -1;
+    const inst = this.arith(a.index);
+    if (size < 0) throw filterError('data size must be 1, 2, or 4', a.pos);
+    const reg = this.allocReg();
+    this.freeReg(inst.reg);
+    const stmts = inst.stmts;
+    let check = inst.check;
+    switch (a.proto) {
+      case 'link':
+        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, 0));
+        break;
+      case 'ip': case 'arp': case 'rarp': case 'atalk': case 'decnet': case 'sca': case 'lat': case 'moprc': case 'mopdl': case 'ip6': {
+        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkpl + this.offNl));
+        const b = this.protoAbbrev(a.proto, a.pos);
+        check = check ? and(check, b) : b;
+        break;
+      }
+      case 'sctp': case 'tcp': case 'udp': case 'icmp': case 'igmp': case 'igrp': case 'pim': case 'vrrp': case 'carp': {
+        stmts.push(this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | X), stmt(MISC | TAX), stmt(LD | IND | size, this.offLinkpl + this.offNl));
+        let b = and(this.protoAbbrev(a.proto, a.pos), this.ipfrag());
+        if (check) b = and(check, b);
+        check = and(this.protoAbbrev('ip', a.pos), b);
+        break;
+      }
+      case 'icmp6': {
+        let b = this.protoAbbrev('ip6', a.pos);
+        if (check) b = and(check, b);
+        check = and(b, this.cmp('linkpl', 6, B, IPPROTO.ICMPV6));
+        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkpl + this.offNl + 40));
+        break;
+      }
+      default:
+        throw filterError(`unsupported index operation on ${a.proto}`, a.pos);
+    }
+    stmts.push(stmt(ST, reg));
+    return { stmts, reg, check };
+  }
+
+  private relation(code: 'jgt' | 'jge' | 'jeq', l: Arith, r: Arith, reversed: boolean): Cond {
+    const a0 = this.arith(l);
+    const a1 = this.arith(r);
+    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg)];
+    let b: Cond;
+    if (code === 'jeq') {
+      stmts.push(stmt(ALU | SUB | X));
+      b = leaf(stmts, JMP | JEQ | K, 0);
+    } else {
+      b = leaf(stmts, JMP | (code === 'jgt' ? JGT : JGE) | X, 0);
+    }
+    if (reversed) b = not(b);
+    this.freeReg(a0.reg);
+    this.freeReg(a1.reg);
+    const check = a0.check ? (a1.check ? and(a0.check, a1.check) : a0.check) : a1.check;
+    return check ? and(check, b) : b;
+  }
+}
+
+// ---- address parsing ---------------------------------------------------------------
+
+/** __pcap_atoin: 1 to 4 dotted decimal parts; value and the number of bits given. */
+export function parseIpv4(text: string): { value: number; bits: number } | null {
+  const parts = text.split('.');
+  if (parts.length > 4) return null;
+  let value = 0;
+  for (const p of parts) {
+    if (!/^\d+$/.test(p)) return null;
+    const n = Number(p);
+    if (n > 255) return null;
+    value = ((value << 8) | n) >>> 0;
+  }
+  return { value, bits: parts.length * 8 };
+}
+
+/** An IPv6 address as four 32-bit words, or null. */
+export function parseIpv6(text: string): number[] | null {
+  let head = text;
+  let v4: number[] = [];
+  const lastColon = text.lastIndexOf(':');
+  const tail = text.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const p = parseIpv4(tail);
+    if (!p || p.bits !== 32) return null;
+    v4 = [p.value >>> 16, p.value & 0xffff];
+    head = text.slice(0, lastColon + 1) + (text.slice(lastColon - 1, lastColon + 1) === '::' ? '' : '0');
+    if (!head.endsWith('::')) head = text.slice(0, lastColon);
+  }
+  const halves = head.split('::');
+  if (halves.length > 2) return null;
+  const parse = (s: string) => (s === '' ? [] : s.split(':').map((g) => (/^[0-9A-Fa-f]{1,4}$/.test(g) ? parseInt(g, 16) : NaN)));
+  const left = parse(halves[0]);
+  const right = halves.length === 2 ? parse(halves[1]) : [];
+  const groups = halves.length === 2
+    ? [...left, ...new Array(8 - v4.length - left.length - right.length).fill(0), ...right, ...v4]
+    : [...left, ...v4];
+  if (groups.length !== 8 || groups.some((g) => !(g >= 0))) return null;
+  return [0, 1, 2, 3].map((i) => ((groups[2 * i] << 16) | groups[2 * i + 1]) >>> 0);
+}
+
+/** pcap_ether_aton: six bytes from any of the usual spellings. */
+export function parseMac(text: string): number[] {
+  const hex = text.replace(/[-:.]/g, '');
+  if (/[-:.]/.test(text) && !/^[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}$/.test(text)) {
+    return text.split(/[-:.]/).map((b) => parseInt(b, 16));
+  }
+  return [0, 2, 4, 6, 8, 10].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+function ethertypeToPpp(llProto: number): number {
+  switch (llProto) {
+    case ETHERTYPE.IP: return 0x0021;
+    case ETHERTYPE.IPV6: return 0x0057;
+    case ETHERTYPE.DN: return 0x0027;
+    case ETHERTYPE.ATALK: return 0x0029;
+    case 0x8137: return 0x002b; // IPX
+    case LLCSAP.ISONS: return 0x0023;
+    case 0x6003: return 0x0027;
+    case LLCSAP.IPX: return 0x002b;
+    case 0x0600: return 0x002b;
+    default: return llProto;
+  }
+}

@@ -1,0 +1,330 @@
+// A parser for the pcap-filter language that accepts what libpcap's grammar.y accepts
+// and builds the tree in ast.ts. Notes on the grammar it follows:
+//  - `and` and `or` have the SAME precedence and group left to right:
+//    `a or b and c` is `(a or b) and c`.
+//  - after `and`/`or` a bare value (an "id") takes the qualifiers of the term before
+//    it: `host a or b`, `tcp port 80 or 443`; a term without qualifiers (`ip`, a
+//    relation) leaves none to take, so `ip and 10.0.0.1` is a syntax error.
+//  - a parenthesised expression leaves behind the qualifiers in force before it.
+//  - in arithmetic, `|` binds loosest, then `&`, shifts, `+ -`, `* /`, unary minus.
+// Where the grammar's first token leaves a choice open (`(`, `not`, a number), the
+// parser tries a term first and an id second, as the LALR automaton would decide.
+
+import { NetpdError } from '../errors.js';
+import { tokenize, type Token } from './lexer.js';
+import { QERR, type Arith, type Node, type Proto, type Qual, type Dir, type AddrQual, type IdValue } from './ast.js';
+
+const PNAMES = new Set<string>([
+  'link', 'ip', 'arp', 'rarp', 'sctp', 'tcp', 'udp', 'icmp', 'igmp', 'igrp', 'pim', 'vrrp', 'carp',
+  'atalk', 'aarp', 'decnet', 'lat', 'sca', 'moprc', 'mopdl', 'ip6', 'icmp6', 'ah', 'esp', 'iso', 'esis',
+  'isis', 'l1', 'l2', 'iih', 'lsp', 'snp', 'csnp', 'psnp', 'clnp', 'stp', 'ipx', 'netbeui', 'radio',
+]);
+const AQUALS = new Set(['host', 'net', 'port', 'portrange']);
+
+class Backtrack extends Error {}
+
+export class Parser {
+  private readonly tokens: Token[];
+  private i = 0;
+  private readonly src: string;
+
+  constructor(src: string) {
+    this.src = src;
+    this.tokens = tokenize(src);
+  }
+
+  /** Parses the whole expression; an empty expression matches every packet (null). */
+  parse(): Node | null {
+    if (this.peek().kind === 'eof') return null;
+    try {
+      const { node } = this.expr(QERR);
+      if (this.peek().kind !== 'eof') this.fail();
+      return node;
+    } catch (e) {
+      if (e instanceof Backtrack) this.fail();
+      throw e;
+    }
+  }
+
+  private peek(o = 0): Token { return this.tokens[Math.min(this.i + o, this.tokens.length - 1)]; }
+  private next(): Token { return this.tokens[this.i++]; }
+  private isKw(word: string, o = 0): boolean { const t = this.peek(o); return t.kind === 'kw' && t.value === word; }
+  private isAnd(): boolean { return this.isKw('and') || this.peek().kind === '&&'; }
+  private isOr(): boolean { return this.isKw('or') || this.peek().kind === '||'; }
+  private isNot(): boolean { return this.isKw('not') || this.peek().kind === '!'; }
+
+  /** A syntax error at the current token (thrown as a backtrack inside attempts). */
+  private fail(): never {
+    const t = this.peek();
+    const where = t.kind === 'eof' ? 'at the end of the expression' : `at "${t.text}" (column ${t.pos + 1})`;
+    throw new NetpdError('EFILTER', `syntax error ${where} in "${this.src}"`, { details: { position: t.pos, token: t.text } });
+  }
+
+  private expect(kind: Token['kind']): Token {
+    if (this.peek().kind !== kind) throw new Backtrack();
+    return this.next();
+  }
+
+  private attempt<T>(f: () => T): T | undefined {
+    const save = this.i;
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof Backtrack) && !(e instanceof NetpdError && e.message.startsWith('EFILTER: syntax error'))) throw e;
+      this.i = save;
+      return undefined;
+    }
+  }
+
+  // expr: term | expr (and|or) (term | id)
+  private expr(q: Qual): { node: Node; q: Qual } {
+    let left = this.term(q);
+    for (;;) {
+      const op = this.isAnd() ? 'and' : this.isOr() ? 'or' : null;
+      if (!op) return left;
+      this.next();
+      const ctx = left.q;
+      const right = this.attempt(() => this.term(ctx)) ?? this.id(ctx);
+      left = { node: { t: op, l: left.node, r: right.node }, q: right.q };
+    }
+  }
+
+  // term: not term | rterm
+  private term(q: Qual): { node: Node; q: Qual } {
+    const t = this.peek();
+    if (this.isNot()) {
+      this.next();
+      const inner = this.term(q);
+      return { node: { t: 'not', e: inner.node }, q: inner.q };
+    }
+    if (t.kind === '(') {
+      const grouped = this.attempt(() => {
+        this.next();
+        const e = this.expr(q);
+        this.expect(')');
+        return { node: e.node, q };
+      });
+      if (grouped) return grouped;
+      return { node: this.relation(), q: QERR };
+    }
+    if (t.kind === 'num' || t.kind === '-' || this.isKw('len')) return { node: this.relation(), q: QERR };
+    if (t.kind !== 'kw') throw new Backtrack();
+    const kw = t.value as string;
+    switch (kw) {
+      case 'broadcast': case 'multicast':
+        this.next();
+        return { node: { t: kw, proto: 'default', pos: t.pos }, q: QERR };
+      case 'less': case 'greater': {
+        this.next();
+        return { node: { t: kw, value: this.number() }, q: QERR };
+      }
+      case 'byte': {
+        this.next();
+        const index = this.number();
+        const op = this.next();
+        if (!['&', '|', '<', '>', '='].includes(op.kind)) { this.i--; this.fail(); }
+        return { node: { t: 'byte', index, op: op.kind as '&', value: this.number() }, q: QERR };
+      }
+      case 'vlan': case 'mpls': case 'pppoes': {
+        this.next();
+        const value = this.attempt(() => this.pnum());
+        return { node: { t: kw, value, pos: t.pos }, q: QERR };
+      }
+      case 'pppoed':
+        this.next();
+        return { node: { t: 'pppoed' }, q: QERR };
+      case 'inbound': case 'outbound': case 'ifindex': case 'geneve': case 'vxlan': case 'llc':
+        this.next();
+        if (kw === 'ifindex') this.number();
+        return { node: { t: 'unsupported', what: kw, pos: t.pos }, q: QERR };
+    }
+    // head id | pname | pname[...] relation | pname broadcast/multicast
+    let proto: Proto = 'default';
+    if (PNAMES.has(kw)) {
+      if (this.peek(1).kind === '[') return { node: this.relation(), q: QERR };
+      this.next();
+      proto = kw as Proto;
+      if (this.isKw('broadcast') || this.isKw('multicast')) {
+        const b = this.next();
+        return { node: { t: b.value as 'broadcast', proto, pos: t.pos }, q: QERR };
+      }
+    }
+    let dir: Dir = 'default';
+    if (this.isKw('src') || this.isKw('dst')) {
+      const first = this.next().value as 'src' | 'dst';
+      dir = first;
+      if ((this.isKw('or') || this.isKw('and')) && (this.isKw(first === 'src' ? 'dst' : 'src', 1))) {
+        dir = this.next().value === 'or' ? 'or' : 'and';
+        this.next();
+      }
+    }
+    let addr: AddrQual = 'default';
+    if (this.peek().kind === 'kw' && AQUALS.has(this.peek().value as string)) addr = this.next().value as AddrQual;
+    else if (dir === 'default' && (this.isKw('proto') || this.isKw('protochain') || this.isKw('gateway'))) addr = this.next().value as AddrQual;
+    if (proto !== 'default' && dir === 'default' && addr === 'default') {
+      return { node: { t: 'proto', proto, pos: t.pos }, q: QERR };
+    }
+    if (dir === 'default' && addr === 'default') throw new Backtrack();
+    return this.id({ proto, dir, addr });
+  }
+
+  // id: nid | pnum | ( pid ) ; nid also allows `not id`
+  private id(q: Qual): { node: Node; q: Qual } {
+    const t = this.peek();
+    if (this.isNot()) {
+      this.next();
+      const inner = this.id(q);
+      return { node: { t: 'not', e: inner.node }, q: inner.q };
+    }
+    if (t.kind === '(') {
+      const n = this.attempt(() => { this.next(); const v = this.pnum(); this.expect(')'); return v; });
+      if (n !== undefined) return { node: { t: 'id', q, v: { kind: 'num', value: n }, pos: t.pos }, q };
+      this.next();
+      const inner = this.pid(q);
+      this.expect(')');
+      return inner;
+    }
+    return { node: { t: 'id', q, v: this.value(q), pos: t.pos }, q };
+  }
+
+  // pid: nid | qid and id | qid or id (every element takes the same qualifiers)
+  private pid(q: Qual): { node: Node; q: Qual } {
+    let left = this.id(q);
+    for (;;) {
+      const op = this.isAnd() ? 'and' : this.isOr() ? 'or' : null;
+      if (!op) return left;
+      this.next();
+      const right = this.id(q);
+      left = { node: { t: op, l: left.node, r: right.node }, q };
+    }
+  }
+
+  private value(q: Qual): IdValue {
+    const t = this.next();
+    switch (t.kind) {
+      case 'num': return { kind: 'num', value: t.value as number };
+      case 'id': return { kind: 'name', text: t.value as string };
+      case 'eid': return { kind: 'mac', text: t.text };
+      case 'hid': {
+        this.modifierCheck(q, t, this.peek().kind === '/' ? ' and prefix length' : this.isKw('mask') ? ' and netmask' : '');
+        if (this.peek().kind === '/') { this.next(); return { kind: 'ipv4', text: t.text, prefix: this.number() }; }
+        if (this.isKw('mask')) {
+          this.next();
+          const m = this.next();
+          if (m.kind !== 'hid') { this.i--; this.fail(); }
+          return { kind: 'ipv4', text: t.text, mask: m.text };
+        }
+        return { kind: 'ipv4', text: t.text };
+      }
+      case 'hid6': {
+        this.modifierCheck(q, t, this.peek().kind === '/' ? ' and prefix length' : '');
+        if (this.peek().kind === '/') { this.next(); return { kind: 'ipv6', text: t.text, prefix: this.number() }; }
+        return { kind: 'ipv6', text: t.text };
+      }
+      default:
+        this.i--;
+        throw new Backtrack();
+    }
+  }
+
+  // grammar.y refuses port/portrange/proto/protochain qualifiers on IP addresses.
+  private modifierCheck(q: Qual, t: Token, what: string): void {
+    if (q.addr === 'port' || q.addr === 'portrange' || q.addr === 'proto' || q.addr === 'protochain') {
+      throw new NetpdError('EFILTER', `'${q.addr}' modifier applied to IP address${what} "${t.text}"`, { details: { position: t.pos } });
+    }
+  }
+
+  private number(): number {
+    const t = this.next();
+    if (t.kind !== 'num') { this.i--; throw new Backtrack(); }
+    return t.value as number;
+  }
+
+  // pnum: NUM | ( pnum )
+  private pnum(): number {
+    if (this.peek().kind === '(') {
+      this.next();
+      const v = this.pnum();
+      this.expect(')');
+      return v;
+    }
+    return this.number();
+  }
+
+  // arth relop arth
+  private relation(): Node {
+    const l = this.arith();
+    const op = this.next();
+    const table: Record<string, ['jgt' | 'jge' | 'jeq', boolean]> = {
+      '>': ['jgt', false], '>=': ['jge', false], '=': ['jeq', false],
+      '<=': ['jgt', true], '<': ['jge', true], '!=': ['jeq', true],
+    };
+    const entry = table[op.kind];
+    if (!entry) { this.i--; throw new Backtrack(); }
+    const r = this.arith();
+    return { t: 'rel', code: entry[0], reversed: entry[1], l, r };
+  }
+
+  // Precedence climbing over yacc's levels: | < & < << >> < + - < * / (see unary for % ^).
+  private arith(minLevel = 0): Arith {
+    let left = this.unary();
+    for (;;) {
+      const op = this.peek().kind;
+      const level = LEVEL[op];
+      if (level === undefined || level < minLevel) return left;
+      this.next();
+      const right = this.arith(level + 1);
+      left = { t: 'binop', op: op as '+', l: left, r: right };
+    }
+  }
+
+  // In grammar.y, '%' and '^' have no precedence, so yacc always shifts them: they take
+  // the operand just before them and everything after (`a + b % c * d` is
+  // `a + (b % (c * d))`).
+  private unary(): Arith {
+    let left = this.primary();
+    while (this.peek().kind === '%' || this.peek().kind === '^') {
+      const op = this.next().kind as '%' | '^';
+      left = { t: 'binop', op, l: left, r: this.arith() };
+    }
+    return left;
+  }
+
+  private primary(): Arith {
+    const t = this.peek();
+    if (t.kind === '-') {
+      this.next();
+      return { t: 'neg', e: this.unary() };
+    }
+    if (t.kind === 'num') { this.next(); return { t: 'num', value: t.value as number }; }
+    if (this.isKw('len')) { this.next(); return { t: 'len' }; }
+    if (t.kind === '(') {
+      this.next();
+      const e = this.arith();
+      this.expect(')');
+      return e;
+    }
+    if (t.kind === 'kw' && PNAMES.has(t.value as string) && this.peek(1).kind === '[') {
+      this.next();
+      this.next();
+      const index = this.arith();
+      let size = 1;
+      if (this.peek().kind === ':') {
+        this.next();
+        size = this.number();
+      }
+      this.expect(']');
+      return { t: 'load', proto: t.value as Proto, index, size, pos: t.pos };
+    }
+    throw new Backtrack();
+  }
+}
+
+const LEVEL: Partial<Record<string, number>> = {
+  '|': 0, '&': 1, '<<': 2, '>>': 2, '+': 3, '-': 3, '*': 4, '/': 4,
+};
+
+/** Parses a pcap-filter expression; null for the empty expression (match everything). */
+export function parseFilter(src: string): Node | null {
+  return new Parser(src).parse();
+}
