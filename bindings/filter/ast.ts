@@ -45,4 +45,5 @@ export type Node =
   | { t: 'byte'; index: number; op: '&' | '|' | '<' | '>' | '='; value: number }
   | { t: 'vlan' | 'mpls' | 'pppoes'; value?: number; pos: number }
   | { t: 'pppoed' }
+  | { t: 'llc'; kind?: string; pos: number }
   | { t: 'unsupported'; what: string; pos: number };

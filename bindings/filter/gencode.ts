@@ -37,6 +37,8 @@ const ETHERTYPE = {
 const LLCSAP = { ISONS: 0xfe, IP: 0x06, NETBEUI: 0xf0, IPX: 0xe0, STP: 0x42 } as const;
 const IPPROTO = { ICMP: 1, IGMP: 2, TCP: 6, UDP: 17, IGRP: 9, PIM: 103, VRRP: 112, ICMPV6: 58, AH: 51, ESP: 50, SCTP: 132, FRAGMENT: 44 } as const;
 const ISO = { CLNP: 0x81, ESIS: 0x82, ISIS: 0x83 } as const;
+const LLC_S_SUBTYPES: Record<string, number> = { rr: 0x01, rnr: 0x05, rej: 0x09 };
+const LLC_U_SUBTYPES: Record<string, number> = { ui: 0x03, ua: 0x63, disc: 0x43, dm: 0x0f, sabme: 0x6f, test: 0xe3, xid: 0xaf, frmr: 0x87 };
 
 /** Protocol names `ip proto \NAME` and `proto \NAME` accept (the usual /etc/protocols entries). */
 const IP_PROTOCOLS: Record<string, number> = {
@@ -127,6 +129,7 @@ export class CodeGen {
       case 'mpls': return this.mpls(node.value, node.pos);
       case 'pppoes': return this.pppoes(node.value, node.pos);
       case 'pppoed': return this.linktype(ETHERTYPE.PPPOED);
+      case 'llc': return this.llc(node.kind, node.pos);
       case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
     }
   }
@@ -193,20 +196,17 @@ export class CodeGen {
       case LLCSAP.ISONS: case LLCSAP.IP: case LLCSAP.NETBEUI:
         return and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), this.cmp('llc', 0, H, (llProto << 8) | llProto));
       case LLCSAP.IPX: {
-        // 802.2 with the IPX SAP, raw 802.3 ("Netware 802.3"), or Ethernet II / SNAP with
-        // the IPX Ethernet type.
-        const b0 = this.cmp('llc', 0, B, LLCSAP.IPX);
-        const b1 = this.cmp('llc', 0, H, 0xffff);
-        const llc = or(b0, b1);
-        const snap = this.snap(0x000000, 0x8137);
-        const e = or(llc, snap);
-        const ii = this.cmp('linktype', 0, H, 0x8137);
-        return or(and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), e), ii);
+        // Ethernet II with the IPX type, or 802.3 carrying SNAP, the IPX SAP, or raw
+        // "Netware 802.3" (0xffff).
+        const llc = or(this.cmp('llc', 0, B, LLCSAP.IPX), this.cmp('llc', 0, H, 0xffff));
+        const e = or(this.snap(0x000000, 0x8137), llc);
+        const b1 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), e);
+        return or(this.cmp('linktype', 0, H, 0x8137), b1);
       }
       case ETHERTYPE.ATALK: case ETHERTYPE.AARP: {
         const snap = llProto === ETHERTYPE.ATALK ? this.snap(0x080007, ETHERTYPE.ATALK) : this.snap(0x000000, ETHERTYPE.AARP);
         const b1 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), snap);
-        return or(b1, this.cmp('linktype', 0, H, llProto));
+        return or(this.cmp('linktype', 0, H, llProto), b1);
       }
       default:
         if (llProto <= ETHERMTU) {
@@ -270,6 +270,19 @@ export class CodeGen {
     this.offNl = 0;
     this.offNlNosnap = 0;
     return b;
+  }
+
+  // 802.2 LLC: a length (not a type) in the type field, and not NetWare's raw 802.3.
+  private llc(kind: string | undefined, pos: number): Cond {
+    const b0 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), not(this.cmp('llc', 0, H, 0xffff)));
+    if (kind === undefined) return b0;
+    const k = kind.toLowerCase();
+    if (k === 'i') return and(b0, not(leaf(this.load('llc', 2, B), JMP | JSET | K, 0x01)));
+    if (k === 's') return and(b0, this.mcmp('llc', 2, B, 0x01, 0x03));
+    if (k === 'u') return and(b0, this.mcmp('llc', 2, B, 0x03, 0x03));
+    if (k in LLC_S_SUBTYPES) return and(b0, this.mcmp('llc', 2, B, LLC_S_SUBTYPES[k], 0x0f));
+    if (k in LLC_U_SUBTYPES) return and(b0, this.mcmp('llc', 2, B, LLC_U_SUBTYPES[k], 0xef));
+    throw filterError(`unknown LLC type name "${kind}"`, pos);
   }
 
   private broadcast(proto: Proto, pos: number): Cond {

@@ -133,7 +133,12 @@ export class Parser {
       case 'pppoed':
         this.next();
         return { node: { t: 'pppoed' }, q: QERR };
-      case 'inbound': case 'outbound': case 'ifindex': case 'geneve': case 'vxlan': case 'llc':
+      case 'llc': {
+        this.next();
+        const kind = this.peek().kind === 'id' ? (this.next().value as string) : undefined;
+        return { node: { t: 'llc', kind, pos: t.pos }, q: QERR };
+      }
+      case 'inbound': case 'outbound': case 'ifindex': case 'geneve': case 'vxlan':
         this.next();
         if (kw === 'ifindex') this.number();
         return { node: { t: 'unsupported', what: kw, pos: t.pos }, q: QERR };
