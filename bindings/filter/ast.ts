@@ -46,4 +46,6 @@ export type Node =
   | { t: 'vlan' | 'mpls' | 'pppoes'; value?: number; pos: number }
   | { t: 'pppoed' }
   | { t: 'llc'; kind?: string; pos: number }
+  | { t: 'inbound' | 'outbound' }
+  | { t: 'ifindex'; value: number }
   | { t: 'unsupported'; what: string; pos: number };

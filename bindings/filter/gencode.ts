@@ -18,6 +18,7 @@
 import { NetpdError } from '../errors.js';
 import type { BpfInstruction } from '../bpf.js';
 import type { Arith, IdValue, Node, Proto, Qual } from './ast.js';
+import { serviceToPort } from './services.js';
 
 // ---- BPF opcodes used here ---------------------------------------------------------
 const LD = 0x00, LDX = 0x01, ST = 0x02, ALU = 0x04, JMP = 0x05, MISC = 0x07;
@@ -29,6 +30,11 @@ const K = 0x00, X = 0x08;
 const TAX = 0x00;
 
 const ETHERMTU = 1500;
+const SKF_AD_OFF = 0xfffff000;
+const SKF_AD_PKTTYPE = 4;
+const SKF_AD_IFINDEX = 8;
+const PACKET_OUTGOING = 4;
+const PPP_MPLS_UCAST = 0x0281;
 const ETHERTYPE = {
   IP: 0x0800, ARP: 0x0806, REVARP: 0x8035, IPV6: 0x86dd, ATALK: 0x809b, AARP: 0x80f3, DN: 0x6003,
   SCA: 0x6007, LAT: 0x6004, MOPDL: 0x6001, MOPRC: 0x6002, VLAN: 0x8100, QINQ_AD: 0x88a8, QINQ_9100: 0x9100,
@@ -130,6 +136,12 @@ export class CodeGen {
       case 'pppoes': return this.pppoes(node.value, node.pos);
       case 'pppoed': return this.linktype(ETHERTYPE.PPPOED);
       case 'llc': return this.llc(node.kind, node.pos);
+      // Direction and interface come from the kernel's ancillary data (SKF_AD_PKTTYPE,
+      // SKF_AD_IFINDEX): live AF_PACKET sockets have them; in capture files the loads
+      // fall outside the packet and reject it, as in libpcap's bpf_filter.
+      case 'outbound': return leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | K, PACKET_OUTGOING);
+      case 'inbound': return not(leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | K, PACKET_OUTGOING));
+      case 'ifindex': return leaf([stmt(LD | W | ABS, SKF_AD_OFF + SKF_AD_IFINDEX)], JMP | JEQ | K, node.value);
       case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
     }
   }
@@ -246,7 +258,10 @@ export class CodeGen {
   }
 
   private mpls(label: number | undefined, pos: number): Cond {
-    let b: Cond = this.labelStackDepth > 0 ? this.mcmp('prevmpls', 2, B, 0, 0x01) : this.linktype(ETHERTYPE.MPLS);
+    // Inside PPPoE the link type is PPP, whose MPLS protocol number differs.
+    let b: Cond = this.labelStackDepth > 0
+      ? this.mcmp('prevmpls', 2, B, 0, 0x01)
+      : this.linktype(this.isPppoes ? PPP_MPLS_UCAST : ETHERTYPE.MPLS);
     if (label !== undefined) {
       if (label > 0xfffff) throw filterError(`MPLS label ${label} greater than maximum 1048575`, pos);
       b = and(b, this.mcmp('linkpl', 0, W, (label << 12) >>> 0, 0xfffff000));
@@ -479,8 +494,7 @@ export class CodeGen {
     return and(b0, b1);
   }
 
-  private ports(lo: number, hi: number, proto: Proto, dir: Qual['dir'], range: boolean): Cond {
-    const ipProto = proto === 'tcp' ? IPPROTO.TCP : proto === 'udp' ? IPPROTO.UDP : proto === 'sctp' ? IPPROTO.SCTP : null;
+  private ports(lo: number, hi: number, ipProto: number | null, dir: Qual['dir'], range: boolean): Cond {
     const atom4 = (off: number) => range ? this.rangeAtom('tran4', off, lo, hi) : this.cmp('tran4', off, H, lo);
     const atom6 = (off: number) => range ? this.rangeAtom('tran6', off, lo, hi) : this.cmp('tran6', off, H, lo);
     // Order matters for packets cut short: libpcap tests IPv6 first, then IPv4.
@@ -539,11 +553,11 @@ export class CodeGen {
       case 'port':
         if (!['default', 'udp', 'tcp', 'sctp'].includes(proto)) throw filterError("illegal qualifier of 'port'", pos);
         if (v > 65535) throw filterError(`illegal port number ${v} > 65535`, pos);
-        return this.ports(v, v, proto, q.dir, false);
+        return this.ports(v, v, transport(proto), q.dir, false);
       case 'portrange':
         if (!['default', 'udp', 'tcp', 'sctp'].includes(proto)) throw filterError("illegal qualifier of 'portrange'", pos);
         if (v > 65535) throw filterError(`illegal port number ${v} > 65535`, pos);
-        return this.ports(v, v, proto, q.dir, true);
+        return this.ports(v, v, transport(proto), q.dir, true);
       case 'gateway': throw filterError("'gateway' requires a name", pos);
       case 'proto':
         if (q.dir !== 'default') throw filterError("direction applied to 'proto'", pos);
@@ -602,20 +616,47 @@ export class CodeGen {
         return this.proto(v, q.proto, pos);
       }
       case 'portrange': {
-        const m = /^(\d+)-(\d+)$/.exec(name);
-        if (!m) throw filterError(`invalid port range '${name}' (netpd resolves no service names)`, pos);
         if (!['default', 'udp', 'tcp', 'sctp'].includes(q.proto)) throw filterError("illegal qualifier of 'portrange'", pos);
-        let lo = Number(m[1]);
-        let hi = Number(m[2]);
-        if (lo > 65535 || hi > 65535) throw filterError(`invalid port range '${name}'`, pos);
+        // pcap_nametoportrange: "%d-%d" as sscanf reads it, else NAME-NAME.
+        const m = /^(\d+)-(\d+)/.exec(name);
+        let lo: number, hi: number;
+        let ipProto = transport(q.proto);
+        if (m) {
+          lo = Number(m[1]);
+          hi = Number(m[2]);
+        } else {
+          const dash = name.indexOf('-');
+          const a = dash > 0 ? this.servicePort(name.slice(0, dash), q, pos) : null;
+          const b = dash > 0 ? this.servicePort(name.slice(dash + 1), q, pos) : null;
+          if (!a || !b) throw filterError(`unknown port in range '${name}'`, pos);
+          if (a.proto !== b.proto) throw filterError(`inconsistent protocols in port range '${name}'`, pos);
+          lo = a.port;
+          hi = b.port;
+          ipProto = a.proto;
+        }
+        if (lo > 65535 || hi > 65535) throw filterError(`illegal port number in range '${name}' > 65535`, pos);
         if (lo > hi) [lo, hi] = [hi, lo];
-        return this.ports(lo, hi, q.proto, q.dir, true);
+        return this.ports(lo, hi, ipProto, q.dir, true);
       }
-      case 'port':
-        throw filterError(`unknown port '${name}': netpd resolves no service names; give the port number`, pos);
+      case 'port': {
+        if (!['default', 'udp', 'tcp', 'sctp'].includes(q.proto)) throw filterError("illegal qualifier of 'port'", pos);
+        const s = this.servicePort(name, q, pos);
+        if (!s) throw filterError(`unknown port '${name}'`, pos);
+        return this.ports(s.port, s.port, s.proto, q.dir, false);
+      }
       default:
         throw filterError(`unknown host '${name}': netpd resolves no host names; give an address`, pos);
     }
+  }
+
+  // A service name under the port's protocol qualifier, as gen_scode checks it.
+  private servicePort(name: string, q: Qual, pos: number): { port: number; proto: number | null } | null {
+    const s = serviceToPort(name);
+    if (!s) return null;
+    const want = transport(q.proto);
+    if (want === null) return s;
+    if (s.proto !== null && s.proto !== want) throw filterError(`port '${name}' is ${s.proto === IPPROTO.TCP ? 'tcp' : 'udp'}`, pos);
+    return { port: s.port, proto: want };
   }
 
   // ---- arithmetic (gen_loadi, gen_load, gen_arth, gen_neg, gen_relation) --------------
@@ -776,6 +817,10 @@ export function parseMac(text: string): number[] {
     return text.split(/[-:.]/).map((b) => parseInt(b, 16));
   }
   return [0, 2, 4, 6, 8, 10].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+function transport(proto: Proto): number | null {
+  return proto === 'tcp' ? IPPROTO.TCP : proto === 'udp' ? IPPROTO.UDP : proto === 'sctp' ? IPPROTO.SCTP : null;
 }
 
 function ethertypeToPpp(llProto: number): number {

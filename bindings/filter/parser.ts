@@ -138,9 +138,15 @@ export class Parser {
         const kind = this.peek().kind === 'id' ? (this.next().value as string) : undefined;
         return { node: { t: 'llc', kind, pos: t.pos }, q: QERR };
       }
-      case 'inbound': case 'outbound': case 'ifindex': case 'geneve': case 'vxlan':
+      case 'inbound': case 'outbound':
         this.next();
-        if (kw === 'ifindex') this.number();
+        return { node: { t: kw }, q: QERR };
+      case 'ifindex':
+        this.next();
+        return { node: { t: 'ifindex', value: this.number() }, q: QERR };
+      case 'geneve': case 'vxlan':
+        this.next();
+        this.attempt(() => this.pnum());
         return { node: { t: 'unsupported', what: kw, pos: t.pos }, q: QERR };
     }
     // head id | pname | pname[...] relation | pname broadcast/multicast
