@@ -15,10 +15,12 @@ export interface Qual {
   proto: Proto;
   dir: Dir;
   addr: AddrQual;
+  /** Set after a term that leaves no qualifiers (libpcap's qerr): an id may not follow. */
+  undef?: true;
 }
 
 /** The qualifiers after a term that takes none (an id may not follow it). */
-export const QERR: Qual = { proto: 'default', dir: 'default', addr: 'default' };
+export const QERR: Qual = { proto: 'default', dir: 'default', addr: 'default', undef: true };
 
 export type IdValue =
   | { kind: 'num'; value: number }

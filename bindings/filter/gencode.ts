@@ -246,6 +246,7 @@ export class CodeGen {
 
   private vlan(vid: number | undefined, pos: number): Cond {
     if (this.labelStackDepth > 0) throw filterError('no VLAN match after MPLS', pos);
+    if (this.isPppoes) throw filterError('no VLAN support for PPP', pos);
     let b: Cond = or(or(this.linktype(ETHERTYPE.VLAN), this.linktype(ETHERTYPE.QINQ_AD)), this.linktype(ETHERTYPE.QINQ_9100));
     if (vid !== undefined) {
       if (vid > 0x0fff) throw filterError(`VLAN tag ${vid} greater than maximum 4095`, pos);
@@ -511,6 +512,7 @@ export class CodeGen {
   // ---- ids: host/net/port/proto with their qualifiers ----------------------------------
 
   private genId(q: Qual, v: IdValue, pos: number): Cond {
+    if (q.undef) throw filterError(`syntax error: a value with no qualifier to take, at column ${pos + 1}`, pos);
     switch (v.kind) {
       case 'num': return this.ncode(null, v.value, q, pos);
       case 'ipv4':

@@ -68,7 +68,7 @@ export class Block {
   entry: number[] = [];
   exit: number[] = [];
   /** What the tests on every path into the block established (see optimize-values.ts). */
-  facts: Fact[] = [];
+  facts: Fact | null = null;
   liveIn = 0;
   liveOut = 0;
 
@@ -78,8 +78,18 @@ export class Block {
   }
 }
 
-/** A test outcome known to hold: `a OP o` is `t` (values are value numbers). */
-export interface Fact { op: number; a: number; o: number; t: boolean }
+/**
+ * A test outcome known to hold: `a OP o` is `t` (values are value numbers). Facts
+ * form immutable lists shared between blocks: a block's list is its predecessor's
+ * with one more fact in front, or a fresh intersection where paths merge.
+ */
+export interface Fact {
+  readonly op: number;
+  readonly a: number;
+  readonly o: number;
+  readonly t: boolean;
+  readonly next: Fact | null;
+}
 
 export const isRet = (b: Block) => cls(b.code) === RET;
 export const isGoto = (b: Block) => b.code === GOTO;

@@ -250,16 +250,16 @@ export class ValueTable {
   // ---------------------------------------------------------------- facts
 
   /** `v`'s constant, from the table or from an equality fact, folding through ALU values. */
-  constOf(v: number, facts: readonly Fact[], depth = 0): number | undefined {
+  constOf(v: number, facts: Fact | null, depth = 0): number | undefined {
     const c = this.constant(v);
     if (c !== undefined) return c;
-    for (const f of facts) {
+    for (let f = facts; f; f = f.next) {
       if (f.a === v && f.op === JEQ && f.t) {
         const o = this.constant(f.o);
         if (o !== undefined) return o;
       }
     }
-    if (depth < 6 && this.kind[v] === Kind.Alu && facts.length > 0) {
+    if (depth < 6 && this.kind[v] === Kind.Alu && facts) {
       const op = this.kv[v];
       const a = this.constOf(this.av[v], facts, depth + 1);
       if (a === undefined) return undefined;
@@ -276,7 +276,7 @@ export class ValueTable {
    * operands can take, so a decided test never depends on anything not already
    * computed on the way here.
    */
-  decide(op: number, a: number, o: number, facts: readonly Fact[]): boolean | undefined {
+  decide(op: number, a: number, o: number, facts: Fact | null): boolean | undefined {
     const co = this.constOf(o, facts);
     // Tests whose outcome does not depend on A at all.
     if (co !== undefined) {
@@ -290,14 +290,14 @@ export class ValueTable {
     }
     const ca = this.constOf(a, facts);
     if (ca !== undefined && co !== undefined) return evalTest(op, ca, co);
-    for (const f of facts) if (f.a === a && f.op === op && f.o === o) return f.t;
+    for (let f = facts; f; f = f.next) if (f.a === a && f.op === op && f.o === o) return f.t;
     if (co === undefined) return undefined;
 
     // Interval and bit reasoning over tests of `a` against constants.
     let lo = 0, hi = U32, zero = 0, one = 0;
     const ne: number[] = [];
     const anyOf: number[] = [];
-    for (const f of facts) {
+    for (let f = facts; f; f = f.next) {
       if (f.a !== a) continue;
       const c = this.constant(f.o);
       if (c === undefined) continue;

@@ -189,9 +189,9 @@ class Pass {
     return isXSrc(b.code) ? V[X] : this.vt.konst(b.k);
   }
 
-  /** The fact a conditional jump establishes on its true (`t`) or false side. */
-  private branchFact(p: Block, t: boolean): Fact {
-    return { op: p.code & 0xf0, a: p.exit[A], o: this.operand(p, p.exit), t };
+  /** The facts on p's true (`t`) or false side: p's own, plus what its test established. */
+  private sideFacts(p: Block, t: boolean): Fact | null {
+    return { op: p.code & 0xf0, a: p.exit[A], o: this.operand(p, p.exit), t, next: p.facts };
   }
 
   /** Sets b.entry and b.facts from its predecessors' exits. */
@@ -203,7 +203,7 @@ class Pass {
       b.entry = [];
       for (let i = 0; i < 16; i++) b.entry.push(vt.undef(i));
       b.entry.push(vt.konst(0), vt.konst(0));
-      b.facts = [];
+      b.facts = null;
       return;
     }
     const entry = preds[0].exit.slice();
@@ -218,22 +218,36 @@ class Pass {
       }
     }
     b.entry = entry;
+    if (preds.length === 1) {
+      b.facts = this.edgeFacts(preds[0], b, phis);
+      return;
+    }
+    // Keep what every incoming edge knows.
     const lists = preds.map((p) => this.edgeFacts(p, b, phis));
-    b.facts = lists.length === 1 ? lists[0] : intersect(lists);
+    let out: Fact | null = null;
+    const sets = lists.slice(1).map((l) => {
+      const set = new Set<number>();
+      for (let f = l; f; f = f.next) set.add(factKey(f));
+      return set;
+    });
+    for (let f = lists[0]; f; f = f.next) {
+      const key = factKey(f);
+      if (sets.every((set) => set.has(key))) out = { op: f.op, a: f.a, o: f.o, t: f.t, next: out };
+    }
+    b.facts = out;
   }
 
-  /** What is known on the edge p → b, restated for b's merged (phi) values. */
-  private edgeFacts(p: Block, b: Block, phis: number[]): Fact[] {
-    let facts = p.facts;
-    if (isCond(p) && p.jt !== p.jf) facts = facts.concat(this.branchFact(p, p.jt === b));
+  /** What is known on the edge p → b, restated for b's merged (phi) values too. */
+  private edgeFacts(p: Block, b: Block, phis: number[]): Fact | null {
+    let facts = isCond(p) && p.jt !== p.jf ? this.sideFacts(p, p.jt === b) : p.facts;
     if (phis.length === 0) return facts;
-    const extra: Fact[] = [];
+    let extra = facts;
     for (const i of phis) {
       const w = p.exit[i];
       const phi = b.entry[i];
-      for (const f of facts) if (f.a === w) extra.push({ op: f.op, a: phi, o: f.o, t: f.t });
+      for (let f = facts; f; f = f.next) if (f.a === w) extra = { op: f.op, a: phi, o: f.o, t: f.t, next: extra };
     }
-    return extra.length > 0 ? facts.concat(extra) : facts;
+    return extra;
   }
 
   /** Rewrites b's statements given the values V on entry (updated to the exit). */
@@ -411,7 +425,7 @@ class Pass {
       if (!p.reached || isRet(p)) continue;
       let moved = false;
       for (const side of isGoto(p) ? [true] : [true, false]) {
-        const facts = isGoto(p) ? p.facts : p.facts.concat(this.branchFact(p, side));
+        const facts = isGoto(p) ? p.facts : this.sideFacts(p, side);
         const start = side ? p.jt! : p.jf!;
         let s = start;
         for (let guard = 0; guard < 4096 && !isRet(s); guard++) {
@@ -561,19 +575,9 @@ function sameOn(atoms: number, V1: number[], V2: number[]): boolean {
   return true;
 }
 
-/** The facts present in every list. */
-function intersect(lists: Fact[][]): Fact[] {
-  let smallest = lists[0];
-  for (const l of lists) if (l.length < smallest.length) smallest = l;
-  const key = (f: Fact) => `${f.op}|${f.a}|${f.o}|${f.t ? 1 : 0}`;
-  let out = smallest;
-  for (const l of lists) {
-    if (l === smallest) continue;
-    const keys = new Set(l.map(key));
-    out = out.filter((f) => keys.has(key(f)));
-    if (out.length === 0) break;
-  }
-  return out;
+/** A number naming a fact (value numbers stay far below 2^21). */
+function factKey(f: Fact): number {
+  return ((f.a * 2097152 + f.o) * 8 + (f.op >> 4)) * 2 + (f.t ? 1 : 0);
 }
 
 /**
