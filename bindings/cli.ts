@@ -16,7 +16,9 @@ import cliProgress from 'cli-progress';
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
 import { PacketDispatcher, type DispatcherStats } from './dispatcher.js';
-import { BpfFilter, isDddText, parseDdd, type BpfProgram } from './bpf.js';
+import { BpfFilter, parseDdd, type BpfProgram } from './bpf.js';
+import { compileFilter } from './filter/compile.js';
+import { formatProgram } from './filter/format.js';
 import { PcapReader } from './pcap/index.js';
 
 const SAMPLE = fileURLToPath(new URL('../samples/sample.pcap', import.meta.url));
@@ -24,10 +26,11 @@ const SAMPLE_RULES = fileURLToPath(new URL('../samples/rules.json', import.meta.
 const BURST = 256;
 
 const USAGE = `usage:
-  netpd run [-r FILE | -i IFACE] [--rule NAME=DESC]... [-c COUNT] [--json]
-  netpd filter -r FILE --program FILE.ddd
--r - reads standard input. DESC is a classic BPF program: a tcpdump -ddd file (NAME=@rules/x.ddd) or -ddd text.
-Without -r and -i, run dispatches the bundled sample capture to its bundled rules.`;
+  netpd run [-r FILE | -i IFACE] [--rule NAME=EXPR]... [-c COUNT] [--json]
+  netpd filter -r FILE (EXPR | --program FILE.ddd)
+  netpd compile [-d | -dd | -ddd] [-O0] EXPR
+EXPR is a pcap-filter expression (tcpdump's); NAME=@FILE.ddd takes a tcpdump -ddd program.
+-r - reads standard input. Without -r and -i, run dispatches the bundled sample to its rules.`;
 
 interface Rule {
   name: string;
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'filter':
       return filter(rest);
+    case 'compile':
+      return compile(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -54,12 +59,16 @@ async function main(argv: string[]): Promise<number> {
 
 function parseRule(spec: string): Rule {
   const eq = spec.indexOf('=');
-  if (eq <= 0) throw new NetpdError('EINVAL', `--rule takes NAME=DESC, got "${spec}"`);
+  if (eq <= 0) throw new NetpdError('EINVAL', `--rule takes NAME=EXPR, got "${spec}"`);
   const name = spec.slice(0, eq);
   const desc = spec.slice(eq + 1);
   if (desc.startsWith('@')) return { name, program: parseDdd(readText(desc.slice(1))) };
-  if (isDddText(desc.replace(/,/g, '\n'))) return { name, program: parseDdd(desc.replace(/,/g, '\n')) };
-  throw new NetpdError('EFILTER', `rule "${name}": "${desc}" is not a classic BPF program (give a tcpdump -ddd file as @FILE); pcap-filter expressions are not compiled by this version`);
+  try {
+    return { name, program: compileFilter(desc) };
+  } catch (err) {
+    if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
+    throw err;
+  }
 }
 
 function readText(path: string): string {
@@ -70,9 +79,10 @@ function readText(path: string): string {
   }
 }
 
+// The bundled sample's rules are expressions; netpd compiles them itself.
 function sampleRules(): Rule[] {
-  const rules = JSON.parse(readText(SAMPLE_RULES)) as { name: string; ddd: string }[];
-  return rules.map((r) => ({ name: r.name, program: parseDdd(r.ddd) }));
+  const rules = JSON.parse(readText(SAMPLE_RULES)) as { name: string; expr: string }[];
+  return rules.map((r) => ({ name: r.name, program: compileFilter(r.expr) }));
 }
 
 function count(value: string | undefined, flag: string): number {
@@ -200,6 +210,24 @@ function table(file: string, s: DispatcherStats, arena: Arena, span: number, sec
     `drops: ${drops}; truncated to slot: ${arena.stats.truncated}`,
     '',
   ].join('\n');
+}
+
+// netpd compile [-d | -dd | -ddd] [-O0] EXPR: the program in tcpdump's output forms
+// (-dd is -d twice, as tcpdump counts it).
+function compile(args: string[]): number {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { d: { type: 'boolean', short: 'd', multiple: true }, optimize: { type: 'string', short: 'O' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const level = values.d?.length ?? 1;
+  if (level > 3) throw new NetpdError('EINVAL', 'give one of -d, -dd, -ddd');
+  if (values.optimize !== undefined && values.optimize !== '0') throw new NetpdError('EINVAL', `-O takes only 0 (no optimizer), got "${values.optimize}"`);
+  if (positionals.length === 0) throw new NetpdError('EINVAL', `compile needs an expression\n${USAGE}`);
+  const program = compileFilter(positionals.join(' '), { optimize: values.optimize !== '0' });
+  process.stdout.write(formatProgram(program, (['d', 'dd', 'ddd'] as const)[level - 1]));
+  return 0;
 }
 
 async function filter(args: string[]): Promise<number> {

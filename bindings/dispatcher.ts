@@ -30,6 +30,7 @@ import { PID_NONE } from './core.js';
 import { loadProgram, toProgram, isDddText, BPF_MAXINSNS, type BpfProgram } from './bpf.js';
 import { Packet, PacketBatch } from './packet.js';
 import { toNetio, type Netio, type NetioLike } from './netio.js';
+import { compileFilter } from './filter/compile.js';
 
 export type FilterType = 'bpf';
 export type Description = BpfProgram | string;
@@ -157,9 +158,10 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   }
 
   /**
-   * Registers an owner for packets matching `description` (a classic BPF program as
-   * instructions or tcpdump -ddd text). Returns the owner id. Throws EBADPROG for an
-   * invalid program, EFULL when the owner table or program memory is full.
+   * Registers an owner for packets matching `description`: a pcap-filter expression
+   * (compiled by compileFilter), or a classic BPF program as instructions or tcpdump
+   * -ddd text. Returns the owner id. Throws EFILTER for a bad expression, EBADPROG for
+   * an invalid program, EFULL when the owner table or program memory is full.
    */
   register(description: Description, netio: NetioLike, options: RegisterOptions = {}): number {
     const target = toNetio(netio, 'netio');
@@ -277,8 +279,8 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
 
   private toBpf(description: Description): BpfProgram {
     if (typeof description === 'string') {
-      if (isDddText(description)) return toProgram(description);
-      throw new NetpdError('EBADDESC', `"${description}" is not a classic BPF program in tcpdump -ddd form (pcap-filter expressions need compileFilter)`);
+      // -ddd text, or else a pcap-filter expression compiled for Ethernet.
+      return isDddText(description) ? toProgram(description) : compileFilter(description);
     }
     if (!Array.isArray(description)) throw new NetpdError('EBADDESC', 'a bpf description is an array of {code, jt, jf, k} or tcpdump -ddd text');
     if (description.length > BPF_MAXINSNS) throw new NetpdError('EBADPROG', `program has ${description.length} instructions; classic BPF allows 1 to 4096`);

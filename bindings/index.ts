@@ -27,3 +27,4 @@ export {
   type FilterInput,
 } from './bpf.js';
 export { PcapReader, PcapWriter } from './pcap/index.js';
+export { compileFilter, type CompileOptions } from './filter/compile.js';

@@ -131,11 +131,22 @@ describe('PacketDispatcher', () => {
     expect(arena.free).toBe(4);
   });
 
-  it('rejects invalid descriptions with EBADPROG or EBADDESC', () => {
+  it('takes pcap-filter expressions as descriptions', () => {
+    const arena = Arena.create({ slotSize: 256, slotCount: 16 });
+    const got: string[] = [];
+    const pd = PacketDispatcher.create({ arena });
+    pd.register('arp[6:2] = 2', () => got.push('reply'));
+    pd.register('udp dst port 53', () => got.push('dns'));
+    pd.dispatchBurst(load(arena, [arp(1), arp(2), udp4(53), udp4(54)]), 4);
+    expect(got).toEqual(['reply', 'dns']);
+  });
+
+  it('rejects invalid descriptions with EBADPROG, EFILTER or EBADDESC', () => {
     const pd = PacketDispatcher.create({ arena: Arena.create({ slotSize: 64, slotCount: 1 }) });
     expect(() => pd.register([{ code: 0x34, jt: 0, jf: 0, k: 0 }, { code: 6, jt: 0, jf: 0, k: 0 }], () => {}))
       .toThrow(expect.objectContaining({ code: 'EBADPROG', details: expect.objectContaining({ instruction: 0 }) }));
-    expect(() => pd.register('tcp port 80 and', () => {})).toThrow(expect.objectContaining({ code: 'EBADDESC' }));
+    expect(() => pd.register('tcp port 80 and', () => {})).toThrow(expect.objectContaining({ code: 'EFILTER' }));
+    expect(() => pd.register({} as never, () => {})).toThrow(expect.objectContaining({ code: 'EBADDESC' }));
     expect(() => pd.register(arpOp(1), {} as never)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
   });
 

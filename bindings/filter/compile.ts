@@ -7,6 +7,7 @@ import { validateProgram, type BpfInstruction } from '../bpf.js';
 import { parseFilter } from './parser.js';
 import { CodeGen } from './gencode.js';
 import { emitProgram } from './emit.js';
+import { optimizeProgram, rejectsAll } from './optimize.js';
 
 export interface CompileOptions {
   /** Link type of the packets: 'EN10MB' (Ethernet) or 1. */
@@ -19,12 +20,6 @@ export interface CompileOptions {
   netmask?: number;
 }
 
-let optimizer: ((p: readonly BpfInstruction[]) => BpfInstruction[]) | null = null;
-/** @internal Installs the optimizer (kept separate so the two can be tested apart). */
-export function setOptimizer(fn: (p: readonly BpfInstruction[]) => BpfInstruction[]): void {
-  optimizer = fn;
-}
-
 export function compileFilter(expression: string, options: CompileOptions = {}): BpfInstruction[] {
   if (typeof expression !== 'string') throw new NetpdError('EFILTER', 'a filter expression must be a string');
   const linkType = options.linkType ?? 'EN10MB';
@@ -35,9 +30,10 @@ export function compileFilter(expression: string, options: CompileOptions = {}):
   const tree = parseFilter(expression);
   const cond = tree === null ? null : new CodeGen({ netmask: options.netmask ?? 0 }).gen(tree);
   let program = emitProgram(cond, snaplen);
-  if (options.optimize !== false && optimizer) program = optimizer(program);
-  if (program.length === 1 && program[0].code === 0x06 && program[0].k === 0 && tree !== null && options.optimize !== false) {
-    throw new NetpdError('EFILTER', `expression rejects all packets: "${expression}"`);
+  if (options.optimize !== false) {
+    program = optimizeProgram(program);
+    // As libpcap: an optimized filter that can accept nothing is an error.
+    if (rejectsAll(program)) throw new NetpdError('EFILTER', `expression rejects all packets: "${expression}"`);
   }
   validateProgram(program);
   return program;

@@ -563,6 +563,10 @@ export class CodeGen {
       case 'gateway': throw filterError("'gateway' requires a name", pos);
       case 'proto':
         if (q.dir !== 'default') throw filterError("direction applied to 'proto'", pos);
+        // libpcap 1.10 compiles these into tests that can never match; later libpcap
+        // refuses them, and so does netpd.
+        if (proto === 'link' && v > 0xffff) throw filterError(`ether proto ${v} > 65535`, pos);
+        if (proto !== 'link' && v > 0xff) throw filterError(`${proto === 'default' ? '' : `${proto} `}proto ${v} > 255`, pos);
         return this.proto(v, proto, pos);
       case 'protochain':
         throw filterError('protochain needs a loop (a backward jump), which the Linux classic BPF rules netpd enforces do not allow', pos);
