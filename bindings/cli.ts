@@ -238,14 +238,13 @@ async function filter(args: string[]): Promise<number> {
     strict: true,
   });
   if (!values.read) throw new NetpdError('EINVAL', `filter needs -r FILE\n${USAGE}`);
-  if (!values.program) {
-    throw new NetpdError('EFILTER', positionals.length > 0
-      ? `cannot compile "${positionals.join(' ')}": pcap-filter expressions are not compiled by this version; pass --program FILE.ddd`
-      : `filter needs --program FILE.ddd\n${USAGE}`);
-  }
+  if (!values.program && positionals.length === 0) throw new NetpdError('EINVAL', `filter needs an expression or --program FILE.ddd\n${USAGE}`);
+  if (values.program && positionals.length > 0) throw new NetpdError('EINVAL', 'give either an expression or --program, not both');
+  // Like tcpdump, the words of the expression may come as separate arguments.
+  const program = values.program ? parseDdd(readText(values.program)) : compileFilter(positionals.join(' '));
   // Slots as large as libpcap's largest record, so no packet is cut before filtering.
   const arena = Arena.create({ slotSize: 262144, slotCount: BURST });
-  const bpf = new BpfFilter(arena, parseDdd(readText(values.program)));
+  const bpf = new BpfFilter(arena, program);
   const reader = openCapture(values.read, arena);
   const vec = arena.burstVector(BURST);
   const out = arena.burstVector(BURST);

@@ -88,10 +88,11 @@ describe('netpd run', () => {
     const cases: [string[], RegExp][] = [
       [['run', '-r', bad], /EPCAP: truncated record data .* at byte 40 of/],
       [['run', '-r', join(tmp, 'missing.pcap')], /^netpd: E\w+: .*missing\.pcap/],
-      [['run', '--rule', 'web=tcp port 80'], /EFILTER: rule "web"/],
+      [['run', '--rule', 'web=tcp port 80 and'], /EFILTER: rule "web": syntax error at the end/],
+      [['compile', 'port 70000'], /EFILTER: illegal port number 70000 > 65535/],
       [['run', '-c', 'x'], /EINVAL: -c takes a positive packet count/],
       [['run', '-i', 'eth0'], /ENOTSUP/],
-      [['filter', '-r', bad], /--program/],
+      [['filter', '-r', bad], /an expression or --program/],
     ];
     for (const [args, message] of cases) {
       const r = netpd(...args);
@@ -102,6 +103,40 @@ describe('netpd run', () => {
     const unknown = netpd('run', '--bogus');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/usage/);
+  });
+});
+
+describe('netpd filter EXPR and netpd compile', () => {
+  const corpus = JSON.parse(readFileSync(join(root, 'test/fixtures/filter/libpcap.json'), 'utf8')) as { cases: { expr: string; optimized: boolean; ddd: string; d: string; dd: string; accepted: Record<string, number[]> }[] };
+  const picks = ['tcp port 80', 'vlan and ip', 'ip6 and port 53', 'arp', 'ip[6:2] & 0x1fff != 0', 'less 64', 'mpls', 'net 10.0.0.0/8 and not port 22'];
+
+  it('filter prints the positions of the packets libpcap accepts for an expression', () => {
+    for (const expr of picks) {
+      const c = corpus.cases.find((x) => x.expr === expr && x.optimized);
+      if (!c) continue;
+      for (const capture of ['scapy-l2.pcap', 'scapy-filter.pcap', 'scapy-runts.pcap']) {
+        const r = netpd('filter', '-r', join(root, 'test/fixtures/captures', capture), ...expr.split(' '));
+        expect(r.status, r.stderr).toBe(0);
+        expect(r.stdout.split('\n').filter(Boolean).map(Number), `${expr} on ${capture}`).toEqual(c.accepted[capture]);
+      }
+    }
+  });
+
+  it('compile -O0 prints what tcpdump -O prints, in -d, -dd and -ddd forms', () => {
+    for (const expr of picks) {
+      const c = corpus.cases.find((x) => x.expr === expr && !x.optimized);
+      if (!c) continue;
+      expect(netpd('compile', '-O0', '-ddd', expr).stdout, expr).toBe(c.ddd);
+      expect(netpd('compile', '-O0', '-dd', expr).stdout, expr).toBe(c.dd);
+      expect(netpd('compile', '-O0', '-d', expr).stdout, expr).toBe(c.d);
+    }
+  });
+
+  it('run takes rules as expressions', () => {
+    const report = lastJson(netpd('run', '-r', join(root, 'samples/sample.pcap'), '--rule', 'req=arp[6:2] = 1', '--rule', 'dns=udp port 53', '--json').stdout);
+    const expected = JSON.parse(readFileSync(join(root, 'test/fixtures/sample/libpcap.json'), 'utf8')) as { accepted: Record<string, number[]> };
+    expect(report.owners.req.packets).toBe(expected.accepted['arp-request'].length);
+    expect(report.owners.dns.packets).toBe(expected.accepted['udp-dns'].length);
   });
 });
 
