@@ -134,6 +134,42 @@ describe.skipIf(!canBuild)('netpd\'s compiled programs run by libpcap\'s own bpf
   }, 600_000);
 });
 
+interface ErrorCase { expr: string; unoptimized: { status: number; ddd?: string; message?: string }; optimized: { status: number; message?: string } }
+const errorCases = existsSync(join(root, 'test/fixtures/filter/libpcap.json'))
+  ? (JSON.parse(readFileSync(join(root, 'test/fixtures/filter/libpcap.json'), 'utf8')) as { errors: ErrorCase[] }).errors
+  : [];
+
+describe('compileFilter refuses what libpcap refuses', () => {
+  it('for every expression libpcap rejects (without its optimizer), netpd gives EFILTER; the rest compile to libpcap\'s program', () => {
+    expect(errorCases.length).toBeGreaterThanOrEqual(60);
+    const disagreements: string[] = [];
+    for (const e of errorCases) {
+      let ours: string | null = null;
+      try {
+        ours = formatDdd(compileFilter(e.expr, { optimize: false }));
+      } catch (err) {
+        if (!(err instanceof NetpdError) || err.code !== 'EFILTER') throw err;
+      }
+      if (e.unoptimized.status !== 0 ? ours !== null : ours !== e.unoptimized.ddd) disagreements.push(e.expr);
+    }
+    expect(disagreements).toEqual([]);
+  });
+
+  it('with the optimizer, refuses at least what libpcap refuses', () => {
+    const accepted: string[] = [];
+    for (const e of errorCases) {
+      if (e.optimized.status === 0) continue;
+      try {
+        compileFilter(e.expr);
+        accepted.push(e.expr);
+      } catch (err) {
+        if (!(err instanceof NetpdError) || err.code !== 'EFILTER') throw err;
+      }
+    }
+    expect(accepted).toEqual([]);
+  });
+});
+
 describe('compileFilter on bad input', () => {
   const bad: [string, RegExp][] = [
     ['tcp port 80 and', /syntax error at the end/],

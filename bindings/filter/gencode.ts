@@ -102,6 +102,7 @@ export function filterError(message: string, pos?: number): NetpdError {
 
 export class CodeGen {
   // Offsets, as in libpcap's compiler state, for Ethernet.
+  private offLinkhdr = 0;
   private offLinktype = 12;
   private offLinkpl = 14;
   private offNl = 0;
@@ -151,7 +152,7 @@ export class CodeGen {
   private load(rel: Rel, offset: number, size: number): BpfInstruction[] {
     switch (rel) {
       case 'packet': return [stmt(LD | ABS | size, offset)];
-      case 'linkhdr': return [stmt(LD | ABS | size, offset)];
+      case 'linkhdr': return [stmt(LD | ABS | size, this.offLinkhdr + offset)];
       case 'linktype': return [stmt(LD | ABS | size, this.offLinktype + offset)];
       case 'llc': return [stmt(LD | ABS | size, this.offLinkpl + offset)];
       case 'linkpl': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl + offset)];
@@ -280,8 +281,10 @@ export class CodeGen {
       b = and(b, this.mcmp('linkpl', 0, W, session, 0x0000ffff));
     }
     this.isPppoes = true;
-    // The PPP header (2 bytes of protocol) follows the 6-byte PPPoE header.
-    this.offLinktype = this.offLinkpl + this.offNl + 6;
+    // The link layer is now PPP: its header (2 bytes of protocol) follows the 6-byte
+    // PPPoE header, and `ether[...]` counts from there (libpcap's PUSH_LINKHDR).
+    this.offLinkhdr = this.offLinkpl + this.offNl + 6;
+    this.offLinktype = this.offLinkhdr;
     this.offLinkpl = this.offLinktype + 2;
     this.offNl = 0;
     this.offNlNosnap = 0;
@@ -520,7 +523,10 @@ export class CodeGen {
         return this.ncode(v.text, 0, q, pos);
       case 'ipv6': return this.mcode6(v.text, v.prefix ?? 128, v.prefix !== undefined, q, pos);
       case 'mac': {
-        if ((q.addr === 'host' || q.addr === 'default') && q.proto === 'link') return this.ehostop(parseMac(v.text), q.dir, pos);
+        if ((q.addr === 'host' || q.addr === 'default') && q.proto === 'link') {
+          if (this.isPppoes) throw filterError('ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel', pos);
+          return this.ehostop(parseMac(v.text), q.dir, pos);
+        }
         throw filterError(`ethernet address used in non-ether expression ("${v.text}")`, pos);
       }
       case 'name': return this.scode(v.text, q, pos);
@@ -704,7 +710,10 @@ export class CodeGen {
     const code = codes[a.op];
     const a0 = this.arith(a.l);
     const a1 = this.arith(a.r);
-    const imm = a1.stmts.length === 2 && a1.stmts[0].code === (LD | IMM) ? a1.stmts[0].k : null;
+    // libpcap looks only at the first statement of the right operand's code: an
+    // operand that starts by loading the constant 0 (as `ip[0]` does, for its index)
+    // counts as zero. netpd refuses the same expressions.
+    const imm = a1.stmts[0].code === (LD | IMM) ? a1.stmts[0].k : null;
     if (imm === 0 && code === DIV) throw filterError('division by zero');
     if (imm === 0 && code === MOD) throw filterError('modulus by zero');
     if (imm !== null && imm > 31 && (code === LSH || code === RSH)) throw filterError('shift by more than 31 bits');
@@ -727,7 +736,7 @@ export class CodeGen {
     let check = inst.check;
     switch (a.proto) {
       case 'link':
-        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, 0));
+        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkhdr));
         break;
       case 'ip': case 'arp': case 'rarp': case 'atalk': case 'decnet': case 'sca': case 'lat': case 'moprc': case 'mopdl': case 'ip6': {
         stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkpl + this.offNl));

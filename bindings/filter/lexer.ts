@@ -130,7 +130,7 @@ export function tokenize(src: string): Token[] {
       continue;
     }
     // Like flex: the longest match wins; on a tie, the rule listed first in scanner.l
-    // (numbers, dotted addresses, MAC, IPv6, keywords and named numbers, then names).
+    // (MAC addresses, numbers, dotted addresses, IPv6, keywords and named numbers, then names).
     const num = rest.match(NUMBER)?.[0] ?? '';
     const hid = rest.match(HID)?.[0] ?? '';
     const mac = rest.match(MAC)?.[0] ?? '';
@@ -140,9 +140,9 @@ export function tokenize(src: string): Token[] {
     const literal = lower in KEYWORDS || lower in NAMED ? word : '';
     const best = Math.max(num.length, hid.length, mac.length, v6.length, word.length);
     if (best === 0) throw err(`illegal character "${c}"`, i);
-    if (num.length === best) tokens.push({ kind: 'num', text: num, value: parseNumber(num, i), pos: i });
+    if (mac.length === best) tokens.push({ kind: 'eid', text: mac, value: mac, pos: i });
+    else if (num.length === best) tokens.push({ kind: 'num', text: num, value: parseNumber(num, i), pos: i });
     else if (hid.length === best) tokens.push({ kind: 'hid', text: hid, value: hid, pos: i });
-    else if (mac.length === best) tokens.push({ kind: 'eid', text: mac, value: mac, pos: i });
     else if (v6.length === best) tokens.push({ kind: 'hid6', text: v6, value: v6, pos: i });
     else if (literal.length === best && lower in KEYWORDS) tokens.push({ kind: 'kw', text: word, value: KEYWORDS[lower], pos: i });
     else if (literal.length === best) tokens.push({ kind: 'num', text: word, value: NAMED[lower], pos: i });
