@@ -18,7 +18,7 @@
 import { NetpdError } from '../errors.js';
 import type { BpfInstruction } from '../bpf.js';
 import type { Arith, IdValue, Node, Proto, Qual } from './ast.js';
-import { serviceToPort } from './services.js';
+import { serviceToPort, protocolNumber } from './services.js';
 
 // ---- BPF opcodes used here ---------------------------------------------------------
 const LD = 0x00, LDX = 0x01, ST = 0x02, ALU = 0x04, JMP = 0x05, MISC = 0x07;
@@ -46,15 +46,6 @@ const ISO = { CLNP: 0x81, ESIS: 0x82, ISIS: 0x83 } as const;
 const LLC_S_SUBTYPES: Record<string, number> = { rr: 0x01, rnr: 0x05, rej: 0x09 };
 const LLC_U_SUBTYPES: Record<string, number> = { ui: 0x03, ua: 0x63, disc: 0x43, dm: 0x0f, sabme: 0x6f, test: 0xe3, xid: 0xaf, frmr: 0x87 };
 
-/** Protocol names `ip proto \NAME` and `proto \NAME` accept (the usual /etc/protocols entries). */
-const IP_PROTOCOLS: Record<string, number> = {
-  ip: 0, hopopt: 0, icmp: 1, igmp: 2, ggp: 3, ipencap: 4, st: 5, tcp: 6, egp: 8, igp: 9, pup: 12, udp: 17,
-  hmp: 20, 'xns-idp': 22, rdp: 27, 'iso-tp4': 29, dccp: 33, xtp: 36, ddp: 37, 'idpr-cmtp': 38, ipv6: 41,
-  'ipv6-route': 43, 'ipv6-frag': 44, idrp: 45, rsvp: 46, gre: 47, esp: 50, ah: 51, skip: 57, 'ipv6-icmp': 58,
-  icmp6: 58, 'ipv6-nonxt': 59, 'ipv6-opts': 60, rspf: 73, vmtp: 81, eigrp: 88, ospf: 89, 'ax.25': 93, ipip: 94,
-  etherip: 97, encap: 98, pim: 103, ipcomp: 108, vrrp: 112, l2tp: 115, isis: 124, sctp: 132, fc: 133,
-  'mobility-header': 135, udplite: 136, 'mpls-in-ip': 137, manet: 138, hip: 139, shim6: 140, wesp: 141, rohc: 142,
-};
 /** Names `ether proto \NAME` accepts (libpcap's eproto_db and llc_db). */
 const ETHER_PROTOCOLS: Record<string, number> = {
   ip: ETHERTYPE.IP, ip6: ETHERTYPE.IPV6, arp: ETHERTYPE.ARP, rarp: ETHERTYPE.REVARP, atalk: ETHERTYPE.ATALK,
@@ -623,7 +614,7 @@ export class CodeGen {
     switch (q.addr) {
       case 'proto': {
         if (q.dir !== 'default') throw filterError("direction applied to 'proto'", pos);
-        const v = q.proto === 'link' ? ETHER_PROTOCOLS[name.toLowerCase()] : IP_PROTOCOLS[name.toLowerCase()];
+        const v = q.proto === 'link' ? ETHER_PROTOCOLS[name.toLowerCase()] : protocolNumber(name) ?? undefined;
         if (v === undefined) throw filterError(`unknown ${q.proto === 'link' ? 'ether' : 'ip'} proto '${name}'`, pos);
         return this.proto(v, q.proto, pos);
       }

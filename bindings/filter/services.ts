@@ -1,7 +1,9 @@
-// Service names for `port NAME` and `portrange A-B`, read from /etc/services as libpcap's
-// pcap_nametoport reads them (through getservbyname): a local file, not name
-// resolution. A name known for TCP is a TCP port; if UDP has it at the same number it
-// stands for both; a name known only for UDP is a UDP port.
+// Names libpcap looks up in local files rather than by name resolution: services for
+// `port NAME` and `portrange A-B` (/etc/services, as pcap_nametoport through
+// getservbyname) and IP protocols for `proto \NAME` (/etc/protocols, as
+// pcap_nametoproto through getprotobyname). A service known for TCP is a TCP port; if
+// UDP has it at the same number it stands for both; one known only for UDP is a UDP
+// port.
 
 import { readFileSync } from 'node:fs';
 
@@ -41,4 +43,25 @@ export function serviceToPort(name: string): { port: number; proto: number | nul
   if (e.tcp !== undefined) return { port: e.tcp, proto: e.udp === e.tcp ? null : PROTO_TCP };
   if (e.udp !== undefined) return { port: e.udp, proto: PROTO_UDP };
   return null;
+}
+
+let protocols: Map<string, number> | undefined;
+
+/** The IP protocol number /etc/protocols gives a name (or an alias), or null. */
+export function protocolNumber(name: string): number | null {
+  if (!protocols) {
+    protocols = new Map();
+    let text = '';
+    try {
+      text = readFileSync('/etc/protocols', 'utf8');
+    } catch {
+      text = '';
+    }
+    for (const raw of text.split('\n')) {
+      const f = raw.replace(/#.*/, '').trim().split(/\s+/);
+      if (f.length < 2 || !/^\d+$/.test(f[1])) continue;
+      for (const n of [f[0], ...f.slice(2)]) if (!protocols.has(n)) protocols.set(n, Number(f[1]));
+    }
+  }
+  return protocols.get(name) ?? null;
 }
