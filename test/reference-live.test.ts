@@ -24,6 +24,13 @@ describe.skipIf(missing.length > 0)('fixtures agree with live libpcap', () => {
     expect(r.status, r.stdout + r.stderr).toBe(0);
   }, 600_000);
 
+  it('the filter corpus: the generator\'s output, programs in every form, accepted sets and errors', () => {
+    for (const script of ['test/fixtures/filter/generate.mjs', 'test/fixtures/filter/make-fixtures.mjs']) {
+      const r = spawnSync(process.execPath, [script, '--check'], { cwd: root, encoding: 'utf8' });
+      expect(r.status, `${script}: ${r.stdout}${r.stderr}`).toBe(0);
+    }
+  }, 900_000);
+
   it('the bundled sample: libpcap verdicts for the default rules', () => {
     const r = spawnSync(process.execPath, ['test/fixtures/sample/make-expected.mjs', '--check'], { cwd: root, encoding: 'utf8' });
     expect(r.status, r.stdout + r.stderr).toBe(0);
