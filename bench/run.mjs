@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { Arena, Ring, PacketDispatcher, BpfFilter, PcapReader, parseDdd } from '../dist/index.js';
+import { Arena, Ring, PacketDispatcher, BpfFilter, PcapReader, parseDdd, compileFilter } from '../dist/index.js';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const json = process.argv.includes('--json');
@@ -90,6 +90,35 @@ if (!existsSync(native)) {
   }
 }
 
+// --- the pcap-filter compiler: netpd's compileFilter vs libpcap's pcap_compile ----
+const typical = ['tcp port 80', 'udp port 53', 'arp[6:2] = 2', 'host 10.0.0.1 and (udp port 53 or tcp port 443)',
+  'vlan 100 and tcp[tcpflags] & tcp-syn != 0', 'net 192.168.0.0/16 and not port 22', 'icmp[icmptype] = icmp-echo', 'ip6 net 2001:db8::/32'];
+{
+  const tasks = typical.map((e) => [`netpd compileFilter "${e}"`, () => compileFilter(e)]);
+  const ours = await runBench(tasks);
+  const compilebench = here('./native/bin/compilebench');
+  const peer = existsSync(compilebench)
+    ? execFileSync(compilebench, [quick ? '0.5' : '2', ...typical], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l))
+    : [];
+  typical.forEach((e, i) => {
+    rows.push({ group: 'compile', name: `netpd compileFilter "${e}" (${compileFilter(e).length} insns)`, unit: 'µs/compile', value: 1e6 / ours[i].hz });
+    if (peer[i]) rows.push({ group: 'compile', name: `libpcap pcap_compile "${e}" (${peer[i].instructions} insns)`, unit: 'µs/compile', value: peer[i].usPerCompile });
+  });
+  // Program size over the whole filter corpus, optimized, netpd vs libpcap.
+  const corpus = JSON.parse(readFileSync(here('../test/fixtures/filter/libpcap.json'), 'utf8'));
+  let oursTotal = 0;
+  let theirsTotal = 0;
+  for (const c of corpus.cases) {
+    if (!c.optimized) continue;
+    let p;
+    try { p = compileFilter(c.expr); } catch { continue; }
+    oursTotal += p.length;
+    theirsTotal += Number(c.ddd.split('\n')[0]);
+  }
+  rows.push({ group: 'compile', name: 'corpus program size, netpd optimizer (instructions, all expressions netpd compiles)', unit: 'insns', value: oursTotal });
+  rows.push({ group: 'compile', name: 'corpus program size, libpcap optimizer (same expressions)', unit: 'insns', value: theirsTotal });
+}
+
 const machine = `${os.cpus()[0].model.trim()} (${os.cpus().length} cores), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${os.type()} ${os.release()}`;
 if (json) {
   process.stdout.write(`${JSON.stringify({ machine, rows, note: nativeNote || undefined })}\n`);
@@ -97,5 +126,5 @@ if (json) {
   console.log(`machine: ${machine}`);
   if (nativeNote) console.log(`note: ${nativeNote}`);
   console.log('| benchmark | rate |\n|---|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.value)} ${r.unit} |`);
+  for (const r of rows) console.log(`| ${r.name} | ${r.unit === 'µs/compile' ? r.value.toFixed(2) : r.unit === 'insns' ? r.value : fmt(r.value)} ${r.unit} |`);
 }
