@@ -69,8 +69,18 @@ export class Block {
   exit: number[] = [];
   /** What the tests on every path into the block established (see optimize-values.ts). */
   facts: Fact | null = null;
+  /** The facts on exit: the entry facts plus "X was not 0" for each division by X that passed. */
+  outFacts: Fact | null = null;
   liveIn = 0;
   liveOut = 0;
+  /** Some return that can accept is reachable (otherwise a division by zero here changes nothing). */
+  canAccept = true;
+  /** Visit mark for graph walks. */
+  mark = 0;
+  /** Layout scratch: predecessors not yet placed, the kernel check's state where jumps meet, scratch words live on entry. */
+  waiting = 0;
+  memMask = 0;
+  memLive = 0;
 
   constructor(id: number, pos: number) {
     this.id = id;
@@ -79,15 +89,18 @@ export class Block {
 }
 
 /**
- * A test outcome known to hold: `a OP o` is `t` (values are value numbers). Facts
- * form immutable lists shared between blocks: a block's list is its predecessor's
- * with one more fact in front, or a fresh intersection where paths merge.
+ * A test outcome known to hold: `a OP o` is `t` (values are value numbers),
+ * established at `origin` (a block's jump taken one way, or a division that passed).
+ * Facts form immutable lists shared between blocks: a block's list is its
+ * predecessor's with one more fact in front, or, where paths merge, the facts of
+ * the origins every path went through (libpcap's edge dominators).
  */
 export interface Fact {
   readonly op: number;
   readonly a: number;
   readonly o: number;
   readonly t: boolean;
+  readonly origin: number;
   readonly next: Fact | null;
 }
 
@@ -142,16 +155,10 @@ export function blockLiveIn(b: Block, liveOut: number): number {
   return live;
 }
 
-export function blockDefs(b: Block): number {
-  let d = 0;
-  for (const s of b.stmts) d |= 1 << stmtDef(s);
-  return d;
-}
-
 // ---------------------------------------------------------------- building the graph
 
 /** Splits a program into blocks. The program must jump only forward and end in a return. */
-export function buildCfg(program: readonly BpfInstruction[]): { root: Block; nextId: number } {
+export function buildCfg(program: readonly BpfInstruction[]): Block {
   const n = program.length;
   if (!Array.isArray(program) || n < 1) throw new NetpdError('EBADPROG', 'cannot optimize an empty program');
   const leader = new Uint8Array(n + 1);
@@ -217,32 +224,37 @@ export function buildCfg(program: readonly BpfInstruction[]): { root: Block; nex
       }
     }
   }
-  return { root: at[0]!, nextId };
+  return at[0]!;
 }
 
 // ---------------------------------------------------------------- walking the graph
 
+let epoch = 0;
+
 /** The blocks reachable from `root`, in topological order (every edge goes forward in the list). */
 export function topoOrder(root: Block): Block[] {
+  const mark = ++epoch;
   const post: Block[] = [];
-  const seen = new Set<Block>();
-  // Iterative depth-first search; the false side is pushed last so it is visited
-  // first, which keeps the order close to the input's.
-  const stack: { b: Block; state: number }[] = [{ b: root, state: 0 }];
-  seen.add(root);
+  // Iterative depth-first search; the false side is visited first, which keeps
+  // the order close to the input's.
+  const stack: Block[] = [root];
+  const state: number[] = [0];
+  root.mark = mark;
   while (stack.length > 0) {
-    const top = stack[stack.length - 1];
-    const b = top.b;
-    const next = top.state === 0 ? b.jf : top.state === 1 ? b.jt : null;
-    top.state++;
-    if (top.state > 2) {
+    const top = stack.length - 1;
+    const b = stack[top];
+    const st = state[top]++;
+    if (st >= 2) {
       stack.pop();
+      state.pop();
       post.push(b);
       continue;
     }
-    if (next && !seen.has(next)) {
-      seen.add(next);
-      stack.push({ b: next, state: 0 });
+    const next = st === 0 ? b.jf : b.jt;
+    if (next && next.mark !== mark) {
+      next.mark = mark;
+      stack.push(next);
+      state.push(0);
     }
   }
   return post.reverse();
@@ -278,25 +290,29 @@ export function makeRet(b: Block, code: number, k: number): void {
 
 /**
  * Graph normalization, repeated until nothing changes:
- *  - a conditional jump whose two targets are one block becomes a goto;
- *  - edges skip empty goto blocks;
- *  - a goto to a bare return becomes that return;
+ *  - a conditional jump whose two targets are one block becomes a goto, if
+ *    `dropTests` (and it is not the root's; see dropSettledTests in optimize.ts);
+ *  - edges skip empty goto blocks (so they reach the very block a goto leads to,
+ *    as libpcap's do: two sides reaching one return reach one block);
  *  - a goto to a block with no other predecessor absorbs that block;
- *  - identical blocks (same statements, same terminator, same successors) become one.
- * Returns the (possibly new) root and whether anything changed.
+ *  - identical blocks (same statements, same terminator, same successors) become
+ *    one, if not `dropTests` (libpcap merges them only after its loops, when no
+ *    test it settles is jumped around any more).
+ * Returns the (possibly new) root, whether anything changed, and the blocks in
+ * topological order with their predecessors linked.
  */
-export function normalize(root: Block): { root: Block; changed: boolean } {
+export function normalize(root: Block, dropTests = true): { root: Block; changed: boolean; order: Block[] } {
   let changed = false;
-  for (let round = 0; round < 64; round++) {
+  const skip = (b: Block): Block => {
+    let t = b;
+    for (let i = 0; i < 4096 && isGoto(t) && t.stmts.length === 0; i++) t = t.jt!;
+    return t;
+  };
+  for (let round = 0; ; round++) {
     let again = false;
     let order = topoOrder(root);
-    const skip = (b: Block): Block => {
-      let t = b;
-      for (let i = 0; i < 4096 && isGoto(t) && t.stmts.length === 0; i++) t = t.jt!;
-      return t;
-    };
     for (const b of order) {
-      if (isCond(b) && b.jt === b.jf) {
+      if (dropTests && isCond(b) && b.jt === b.jf && b !== root) {
         makeGoto(b, b.jt!);
         again = true;
       }
@@ -306,12 +322,8 @@ export function normalize(root: Block): { root: Block; changed: boolean } {
           b.jt = t;
           b.jf = f;
           again = true;
-          if (isCond(b) && t === f) makeGoto(b, t);
+          if (dropTests && isCond(b) && t === f && b !== root) makeGoto(b, t);
         }
-      }
-      if (isGoto(b) && isRet(b.jt!) && b.jt!.stmts.length === 0) {
-        makeRet(b, b.jt!.code, b.jt!.k);
-        again = true;
       }
     }
     const r = skip(root);
@@ -319,15 +331,14 @@ export function normalize(root: Block): { root: Block; changed: boolean } {
       root = r;
       again = true;
     }
-    order = topoOrder(root);
+    if (again) order = topoOrder(root);
     linkPreds(order);
-    const absorbed = new Set<Block>();
+    let absorbed = false;
     for (const b of order) {
-      if (absorbed.has(b)) continue;
+      if (b !== root && b.preds.length === 0) continue; // absorbed this round
       // Absorb a goto's target when this block is its only way in.
-      while (isGoto(b) && b.jt !== root && b.jt !== b && b.jt!.preds.length === 1) {
+      while (isGoto(b) && b.jt !== b && b.jt!.preds.length === 1) {
         const c = b.jt!;
-        absorbed.add(c);
         b.stmts = b.stmts.concat(c.stmts);
         b.code = c.code;
         b.k = c.k;
@@ -340,37 +351,53 @@ export function normalize(root: Block): { root: Block; changed: boolean } {
           }
         }
         c.preds = [];
-        again = true;
+        absorbed = true;
       }
     }
-    if (again) order = topoOrder(root);
-    const merged = internBlocks(order);
-    if (merged.size > 0) {
+    if (absorbed) {
+      order = topoOrder(root);
+      again = true;
+    }
+    const merged = dropTests ? null : internBlocks(order);
+    if (merged) {
       root = merged.get(root) ?? root;
       again = true;
     }
-    if (!again) break;
+    if (!again || round >= 64) {
+      if (again) {
+        order = topoOrder(root);
+        linkPreds(order);
+      }
+      return { root, changed: changed || again, order };
+    }
     changed = true;
   }
-  return { root, changed };
 }
 
-/** Merges structurally identical blocks; returns the map from each dropped block to its stand-in. */
-function internBlocks(order: Block[]): Map<Block, Block> {
-  const canon = new Map<Block, Block>();
-  const bySig = new Map<string, Block>();
-  const c = (b: Block | null) => (b ? canon.get(b) ?? b : null);
+/** Merges structurally identical blocks; returns the map from each dropped block to its stand-in, or null. */
+function internBlocks(order: Block[]): Map<Block, Block> | null {
+  let canon: Map<Block, Block> | null = null;
+  const byHash = new Map<number, Block[]>();
+  const c = (b: Block | null) => (b && canon ? canon.get(b) ?? b : b);
   for (let i = order.length - 1; i >= 0; i--) {
     const b = order[i];
     b.jt = c(b.jt);
     b.jf = c(b.jf);
-    let sig = `${b.code},${b.k},${b.jt ? b.jt.id : -1},${b.jf ? b.jf.id : -1}`;
-    for (const s of b.stmts) sig += `;${s.code},${s.k}`;
-    const same = bySig.get(sig);
-    if (same) canon.set(b, same);
-    else bySig.set(sig, b);
+    let h = Math.imul(b.code + 1, 0x9e3779b1) ^ Math.imul(b.k | 0, 0x85ebca6b) ^ Math.imul(b.jt ? b.jt.id + 1 : 0, 0xc2b2ae35) ^ (b.jf ? b.jf.id + 1 : 0);
+    for (const s of b.stmts) h = Math.imul(h ^ (s.code + Math.imul(s.k | 0, 31)), 0x27d4eb2f) ^ (h >>> 13);
+    const same = byHash.get(h);
+    const twin = same?.find((o) => sameBlock(o, b));
+    if (twin) (canon ??= new Map()).set(b, twin);
+    else if (same) same.push(b);
+    else byHash.set(h, [b]);
   }
   return canon;
+}
+
+function sameBlock(a: Block, b: Block): boolean {
+  if (a.code !== b.code || a.k !== b.k || a.jt !== b.jt || a.jf !== b.jf || a.stmts.length !== b.stmts.length) return false;
+  for (let i = 0; i < a.stmts.length; i++) if (a.stmts[i].code !== b.stmts[i].code || a.stmts[i].k !== b.stmts[i].k) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------- linearization
@@ -382,42 +409,48 @@ function internBlocks(order: Block[]): Map<Block, Block> {
  * libpcap does.
  */
 export function emit(root: Block): BpfInstruction[] {
-  const order = layout(root);
+  const { order, resetBefore } = layout(root);
   const index = new Map<Block, number>();
   order.forEach((b, i) => index.set(b, i));
   const longT = new Uint8Array(order.length);
   const longF = new Uint8Array(order.length);
-  const start = new Int32Array(order.length + 1);
+  const start = new Int32Array(order.length + 1); // where each block's first instruction lands
+  const reset = (i: number) => (resetBefore.has(i) ? 1 : 0);
   const termSize = (b: Block, i: number) => {
     if (isRet(b)) return 1;
-    if (isGoto(b)) return index.get(b.jt!) === i + 1 ? 0 : 1;
+    if (isGoto(b)) return index.get(b.jt!) === i + 1 && !resetBefore.has(i + 1) ? 0 : 1;
     return 1 + longT[i] + longF[i];
   };
+  const at = (b: Block) => start[index.get(b)!] + reset(index.get(b)!);
   // Long jumps only ever get added, so this settles.
   for (;;) {
-    for (let i = 0; i < order.length; i++) start[i + 1] = start[i] + order[i].stmts.length + termSize(order[i], i);
+    for (let i = 0; i < order.length; i++) start[i + 1] = start[i] + reset(i) + order[i].stmts.length + termSize(order[i], i);
     let grew = false;
     for (let i = 0; i < order.length; i++) {
       const b = order[i];
       if (!isCond(b)) continue;
-      const pc = start[i] + b.stmts.length;
-      if (!longT[i] && start[index.get(b.jt!)!] - (pc + 1) > 255) { longT[i] = 1; grew = true; }
-      if (!longF[i] && start[index.get(b.jf!)!] - (pc + 1) > 255) { longF[i] = 1; grew = true; }
+      const pc = start[i] + reset(i) + b.stmts.length;
+      if (!longT[i] && at(b.jt!) - (pc + 1) > 255) { longT[i] = 1; grew = true; }
+      if (!longF[i] && at(b.jf!) - (pc + 1) > 255) { longF[i] = 1; grew = true; }
     }
     if (!grew) break;
   }
+  const last = start[order.length] - 1; // the final instruction, always a return
   const out: BpfInstruction[] = [];
   for (let i = 0; i < order.length; i++) {
     const b = order[i];
+    if (resetBefore.has(i)) out.push({ code: GOTO, jt: 0, jf: 0, k: last - (out.length + 1) });
     for (const s of b.stmts) out.push({ code: s.code, jt: 0, jf: 0, k: s.k >>> 0 });
     const pc = out.length;
     if (isRet(b)) {
       out.push({ code: b.code, jt: 0, jf: 0, k: b.code === RET_A ? 0 : b.k >>> 0 });
     } else if (isGoto(b)) {
-      const t = start[index.get(b.jt!)!];
-      if (t !== pc) out.push({ code: GOTO, jt: 0, jf: 0, k: t - (pc + 1) });
+      const t = at(b.jt!);
+      const r = b.jt!;
+      // A jump to a bare return is as long as the return itself.
+      if (t !== pc) out.push(isRet(r) && r.stmts.length === 0 ? { code: r.code, jt: 0, jf: 0, k: r.code === RET_A ? 0 : r.k >>> 0 } : { code: GOTO, jt: 0, jf: 0, k: t - (pc + 1) });
     } else {
-      const t = start[index.get(b.jt!)!], f = start[index.get(b.jf!)!];
+      const t = at(b.jt!), f = at(b.jf!);
       let extra = 0;
       let jt: number, jf: number;
       const jumps: BpfInstruction[] = [];
@@ -429,38 +462,97 @@ export function emit(root: Block): BpfInstruction[] {
   return out;
 }
 
-/** A topological order: Kahn's algorithm, preferring a goto's target, then the input's order. */
-function layout(root: Block): Block[] {
-  const order = topoOrder(root);
-  linkPreds(order);
-  const waiting = new Map<Block, number>();
-  for (const b of order) waiting.set(b, b.preds.length);
+/** Scratch words a block stores, and those it reads before storing them. */
+function memEffects(b: Block): { stores: number; reads: number } {
+  let stores = 0, reads = 0;
+  for (const s of b.stmts) {
+    const c = s.code;
+    if (c === ST || c === STX) stores |= 1 << s.k;
+    else if (c === (LD | MEM) || c === (LDX | MEM)) reads |= (1 << s.k) & ~stores;
+  }
+  return { stores, reads };
+}
+
+/**
+ * A topological order: Kahn's algorithm, preferring a goto's target, then the
+ * input's order (a goto after its target's other predecessors; returns last).
+ *
+ * It also keeps the kernel's scratch-memory check happy. That check (Linux
+ * check_load_and_stores, applied by validateProgram) follows the instructions in
+ * order and, after a `ret`, lets the next instruction inherit the state the
+ * `ret` saw, as if control could fall through it. So after a return, a block
+ * from which a scratch word is read before being stored may only come if that
+ * state knows the word is stored; the order prefers such blocks, and failing
+ * that puts a never-executed `ja` to the last instruction in between (a jump
+ * resets the inherited state).
+ */
+function layout(root: Block): { order: Block[]; resetBefore: Set<number> } {
+  const ALL = 0xffff;
+  const topo = topoOrder(root);
+  linkPreds(topo);
+  for (const b of topo) {
+    b.waiting = b.preds.length;
+    b.memMask = ALL;
+  }
+  root.memMask = 0;
+  // Scratch words read later on some path before being stored (plain liveness: every read counts for the check).
+  for (let i = topo.length - 1; i >= 0; i--) {
+    const b = topo[i];
+    let l = (b.jt ? b.jt.memLive : 0) | (b.jf ? b.jf.memLive : 0);
+    for (let j = b.stmts.length - 1; j >= 0; j--) l = (l & ~(1 << stmtDef(b.stmts[j]))) | stmtUses(b.stmts[j]);
+    b.memLive = l & ALL;
+  }
   const ready: Block[] = [root];
   const out: Block[] = [];
+  const resetBefore = new Set<number>();
   let last: Block | null = null;
+  let lastExit = 0;
   const release = (s: Block | null) => {
-    if (!s) return;
-    const w = waiting.get(s)! - 1;
-    waiting.set(s, w);
-    if (w === 0) ready.push(s);
+    if (s && --s.waiting === 0) ready.push(s);
+  };
+  // Returns go last. A goto goes after the other ways into its target, so that it
+  // can fall through into it instead of needing a `ja`.
+  const rank = (b: Block) => (isRet(b) ? 2 : isGoto(b) && b.jt!.waiting > 1 ? 1 : 0);
+  const better = (a: Block, p: Block) => {
+    const ka = rank(a), kp = rank(p);
+    return ka < kp || (ka === kp && (a.pos < p.pos || (a.pos === p.pos && a.id < p.id)));
   };
   while (ready.length > 0) {
+    // What flows into the next instruction without a jump: after a return (or a
+    // goto to a bare return, which is emitted as that return), the state it saw.
+    const retCopy = last !== null && isGoto(last) && isRet(last.jt!) && last.jt!.stmts.length === 0;
+    const fall = last && (isRet(last) || retCopy) ? lastExit : ALL;
+    const clean = (c: Block) => (fall & c.memLive) === c.memLive;
     let pick = -1;
     if (last && isGoto(last)) pick = ready.indexOf(last.jt!);
     if (pick < 0) {
-      // Returns go last; otherwise the block that came first in the input.
-      pick = 0;
-      for (let i = 1; i < ready.length; i++) {
-        const a = ready[i], p = ready[pick];
-        const ka = isRet(a) ? 1 : 0, kp = isRet(p) ? 1 : 0;
-        if (ka < kp || (ka === kp && (a.pos < p.pos || (a.pos === p.pos && a.id < p.id)))) pick = i;
+      for (let i = 0; i < ready.length; i++) {
+        if (!clean(ready[i])) continue;
+        if (pick < 0 || better(ready[i], ready[pick])) pick = i;
       }
     }
+    let entryFall = fall;
+    if (pick < 0) {
+      pick = 0;
+      for (let i = 1; i < ready.length; i++) if (better(ready[i], ready[pick])) pick = i;
+      resetBefore.add(out.length);
+      entryFall = ALL;
+    }
     const b = ready.splice(pick, 1)[0];
+    if (last && isGoto(last)) {
+      if (b === last.jt) entryFall = lastExit; // falls through: the state of the edge itself
+      else if (!retCopy) last.jt!.memMask &= lastExit; // a `ja` is emitted
+    }
+    const entry = b.memMask & entryFall;
+    lastExit = entry | memEffects(b).stores;
+    if (isCond(b)) {
+      b.jt!.memMask &= lastExit;
+      b.jf!.memMask &= lastExit;
+    }
     out.push(b);
     last = b;
     release(b.jt);
     if (b.jf !== b.jt) release(b.jf);
   }
-  return out;
+  return { order: out, resetBefore };
 }

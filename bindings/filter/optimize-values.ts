@@ -17,7 +17,7 @@
 // test, a constant the value is known to equal, or an interval / known-zero-bits
 // argument over tests of the same value against constants.
 
-import { ADD, AND, B, DIV, H, JEQ, JGE, JGT, JSET, LSH, MOD, MUL, NEG, OR, RSH, SUB, W, XOR, type Fact } from './optimize-cfg.js';
+import { ADD, AND, DIV, H, JEQ, JGE, JGT, JSET, LSH, MOD, MUL, NEG, OR, RSH, SUB, W, XOR, type Fact } from './optimize-cfg.js';
 
 const enum Kind { Const, Load, Len, Alu, Phi, Undef }
 
@@ -60,8 +60,30 @@ export function evalTest(op: number, a: number, o: number): boolean {
 
 const COMMUTATIVE = new Set([ADD, MUL, AND, OR, XOR]);
 
+function hash(kind: number, k: number, a: number, b: number): number {
+  let h = Math.imul(kind + 1, 0x9e3779b1) ^ Math.imul(k | 0, 0x85ebca6b) ^ Math.imul(a + 7, 0xc2b2ae35) ^ Math.imul(b + 11, 0x27d4eb2f);
+  h ^= h >>> 15;
+  return Math.imul(h, 0x2c1b3c6d) ^ (h >>> 12);
+}
+
 export class ValueTable {
-  private readonly index = new Map<string, number>();
+  /**
+   * Canonical numbering folds and normalizes (the second pass). Literal numbering
+   * (the first pass, as libpcap's first loop) numbers a computation as written:
+   * `[x+14]` with X = 6 is not `[20]`, `and x` with X = 0x1fff is not `and #0x1fff`,
+   * `#2 + #3` is not 5; only `ld #k` values are constants.
+   */
+  canonical = false;
+
+  /** Forgets every value (a table serves one round at a time). */
+  reset(canonical: boolean): void {
+    this.canonical = canonical;
+    this.slots.fill(-1);
+    this.kind.length = this.kv.length = this.av.length = this.bv.length = this.bitsv.length = 0;
+  }
+
+  /** Open-addressing hash table of value numbers, keyed by (kind, kv, av, bv). */
+  private slots = new Int32Array(128).fill(-1);
   private readonly kind: Kind[] = [];
   /** Const: the constant. Load: the offset k. Alu: the operator. */
   private readonly kv: number[] = [];
@@ -72,26 +94,36 @@ export class ValueTable {
   /** Bits that may be set in the value (an upper bound, used for address arithmetic and masks). */
   private readonly bitsv: number[] = [];
 
-  private intern(key: string, kind: Kind, k: number, a: number, b: number, bits: number): number {
-    const known = this.index.get(key);
-    if (known !== undefined) return known;
+  /** The number of the value (kind, k, a, b), made if new. */
+  private intern(kind: Kind, k: number, a: number, b: number, bits: number): number {
+    let mask = this.slots.length - 1;
+    let i = hash(kind, k, a, b) & mask;
+    for (let v = this.slots[i]; v !== -1; v = this.slots[i]) {
+      if (this.kind[v] === kind && this.kv[v] === k && this.av[v] === a && this.bv[v] === b) return v;
+      i = (i + 1) & mask;
+    }
     const v = this.kind.length;
-    this.index.set(key, v);
     this.kind.push(kind);
     this.kv.push(k);
     this.av.push(a);
     this.bv.push(b);
     this.bitsv.push(bits >>> 0);
+    this.slots[i] = v;
+    if (2 * this.kind.length > this.slots.length) {
+      this.slots = new Int32Array(this.slots.length * 2).fill(-1);
+      mask = this.slots.length - 1;
+      for (let w = 0; w < this.kind.length; w++) {
+        let j = hash(this.kind[w], this.kv[w], this.av[w], this.bv[w]) & mask;
+        while (this.slots[j] !== -1) j = (j + 1) & mask;
+        this.slots[j] = w;
+      }
+    }
     return v;
   }
 
   konst(c: number): number {
     c >>>= 0;
-    return this.intern(`#${c}`, Kind.Const, c, -1, -1, c);
-  }
-
-  isConst(v: number): boolean {
-    return this.kind[v] === Kind.Const;
+    return this.intern(Kind.Const, c, -1, -1, c);
   }
 
   /** The constant, or undefined. */
@@ -99,16 +131,12 @@ export class ValueTable {
     return this.kind[v] === Kind.Const ? this.kv[v] : undefined;
   }
 
-  bits(v: number): number {
-    return this.bitsv[v];
-  }
-
   /** A packet load into A: `code` is its LD opcode; `x` is X's value for indirect loads, else -1. */
   load(code: number, k: number, x: number): number {
     k >>>= 0;
     const size = code & 0x18;
     const width = size === W ? 4 : size === H ? 2 : 1;
-    if (x >= 0) {
+    if (x >= 0 && this.canonical) {
       // [x + k] with X a known constant c is the absolute load [c + k] (when that
       // does not wrap; past 2^32 both simply fail).
       const c = this.constant(x);
@@ -121,13 +149,14 @@ export class ValueTable {
       }
     }
     const bits = width === 4 ? U32 : width === 2 ? 0xffff : 0xff;
-    return this.intern(`L${code}:${k}:${x}`, Kind.Load, k, code, x, bits);
+    return this.intern(Kind.Load, k, code, x, bits);
   }
 
   /** `ldxb 4*([k]&0xf)`: the same value as ((ldb [k]) & 0xf) << 2. */
   msh(k: number): number {
+    if (!this.canonical) return this.intern(Kind.Load, k, 0xb1, -1, 0x3c);
     const byte = this.load(0x30 /* LD|B|ABS */, k, -1);
-    return this.alu(LSH, this.alu(AND, byte, this.konst(0xf)), this.konst(2));
+    return this.op(LSH, this.op(AND, byte, this.konst(0xf)), this.konst(2));
   }
 
   /** If `v` is the value `ldxb 4*([k]&0xf)` produces, that k. */
@@ -140,8 +169,14 @@ export class ValueTable {
     return this.kv[l];
   }
 
+  /** If `v` is an absolute packet load's value, that load's opcode and offset (for re-reading it). */
+  absLoad(v: number): { code: number; k: number } | undefined {
+    if (this.kind[v] !== Kind.Load || this.bv[v] !== -1 || (this.av[v] & 0xe0) !== 0x20) return undefined;
+    return { code: this.av[v], k: this.kv[v] };
+  }
+
   len(): number {
-    return this.intern('len', Kind.Len, 0, -1, -1, U32);
+    return this.intern(Kind.Len, 0, -1, -1, U32);
   }
 
   isLen(v: number): boolean {
@@ -150,12 +185,12 @@ export class ValueTable {
 
   /** The unknown value atom `atom` holds on entry to block `block` when its predecessors disagree. */
   phi(block: number, atom: number): number {
-    return this.intern(`p${block}:${atom}`, Kind.Phi, 0, block, atom, U32);
+    return this.intern(Kind.Phi, 0, block, atom, U32);
   }
 
   /** A scratch word never stored (reading it is invalid, so it matches nothing). */
   undef(atom: number): number {
-    return this.intern(`u${atom}`, Kind.Undef, 0, -1, atom, U32);
+    return this.intern(Kind.Undef, 0, -1, atom, U32);
   }
 
   /** If `v` is `base + c` (c a constant), those; used to fold an index into a load offset. */
@@ -165,23 +200,30 @@ export class ValueTable {
     return c === undefined ? undefined : { base: this.av[v], c };
   }
 
-  /** Operator, operands of an ALU value (for folding through facts). */
-  aluParts(v: number): { op: number; a: number; b: number } | undefined {
+  /** Operator and operands of an ALU value. */
+  private aluParts(v: number): { op: number; a: number; b: number } | undefined {
     if (this.kind[v] !== Kind.Alu) return undefined;
     return { op: this.kv[v], a: this.av[v], b: this.bv[v] };
   }
 
   neg(a: number): number {
     const c = this.constant(a);
-    if (c !== undefined) return this.konst(-c);
-    return this.intern(`N${a}`, Kind.Alu, NEG, a, -1, U32);
+    if (c !== undefined && this.canonical) return this.konst(-c);
+    return this.intern(Kind.Alu, NEG, a, -1, U32);
   }
 
   /**
-   * `a op b`. Never called for a division or modulo by the constant zero (the
+   * `a op b` for the ALU instruction `code` (its operator and whether b came
+   * from X). Never called for a division or modulo by the constant zero (the
    * caller turns that into a trap).
    */
-  alu(op: number, a: number, b: number): number {
+  alu(code: number, a: number, b: number): number {
+    // Literally: keyed by the whole opcode, so `and x` and `and #k` differ.
+    if (!this.canonical) return this.intern(Kind.Alu, code | 0x100, a, b, U32);
+    return this.op(code & 0xf0, a, b);
+  }
+
+  private op(op: number, a: number, b: number): number {
     const ca = this.constant(a), cb0 = this.constant(b);
     if (ca !== undefined && cb0 !== undefined) {
       const r = foldAlu(op, ca, cb0);
@@ -197,7 +239,7 @@ export class ValueTable {
           break;
         case SUB:
           if (cb === 0) return a;
-          return this.alu(ADD, a, this.konst(-cb)); // x - c is x + (-c)
+          return this.op(ADD, a, this.konst(-cb)); // x - c is x + (-c)
         case MUL:
           if (cb === 1) return a;
           if (cb === 0) return b;
@@ -205,30 +247,25 @@ export class ValueTable {
         case DIV:
           if (cb === 1) return a;
           break;
-        case MOD:
-          if (cb === 1) return this.konst(0);
-          break;
         case AND:
           if (cb === 0) return b;
           if ((this.bitsv[a] & ~cb) === 0) return a; // the mask keeps every bit a can have
           break;
       }
-      if (op === OR && cb === U32) return b;
       if ((op === LSH || op === RSH) && cb >= 32) return this.konst(0);
       // Reassociate chains of one operator with constants.
       const p = this.aluParts(a);
       if (p && p.op === op && p.b >= 0) {
         const pc = this.constant(p.b);
         if (pc !== undefined && (op === ADD || op === AND || op === OR || op === XOR)) {
-          return this.alu(op, p.a, this.konst(foldAlu(op, pc, cb)!));
+          return this.op(op, p.a, this.konst(foldAlu(op, pc, cb)!));
         }
       }
-    } else if (a === b) {
-      if (op === SUB || op === XOR) return this.konst(0);
-      if (op === AND || op === OR) return a;
+    } else if (a === b && (op === AND || op === OR)) {
+      return a;
     }
     if (ca === 0 && (op === LSH || op === RSH)) return a; // 0 shifted is 0
-    return this.intern(`A${op}:${a}:${b}`, Kind.Alu, op, a, b, this.aluBits(op, a, b));
+    return this.intern(Kind.Alu, op, a, b, this.aluBits(op, a, b));
   }
 
   private aluBits(op: number, a: number, b: number): number {
@@ -249,96 +286,28 @@ export class ValueTable {
 
   // ---------------------------------------------------------------- facts
 
-  /** `v`'s constant, from the table or from an equality fact, folding through ALU values. */
-  constOf(v: number, facts: Fact | null, depth = 0): number | undefined {
-    const c = this.constant(v);
-    if (c !== undefined) return c;
+  /**
+   * The outcome of the test `a OP o` (op: JEQ, JGT, JGE or JSET) given `facts`, or
+   * undefined if it cannot be known.
+   *
+   * Deliberately exactly as much as libpcap's optimizer knows (opt_peep and
+   * fold_edge): constants; the same test on an edge every path went through; a
+   * `jeq #c` known true makes `jeq #d` false; `jset #0` is false. Knowing more (that
+   * `A == 0x800` makes `A > 1500` true, that `x == x`) would be right, but it decides
+   * branches libpcap cannot, which merges paths it keeps apart and so drops loads
+   * libpcap keeps: the two optimized programs would then disagree on truncated
+   * packets.
+   */
+  decide(op: number, a: number, o: number, facts: Fact | null): boolean | undefined {
+    const ca = this.constant(a), co = this.constant(o);
+    if (op === JSET && co === 0) return false;
+    if (ca !== undefined && co !== undefined) return evalTest(op, ca, co);
     for (let f = facts; f; f = f.next) {
-      if (f.a === v && f.op === JEQ && f.t) {
-        const o = this.constant(f.o);
-        if (o !== undefined) return o;
-      }
-    }
-    if (depth < 6 && this.kind[v] === Kind.Alu && facts) {
-      const op = this.kv[v];
-      const a = this.constOf(this.av[v], facts, depth + 1);
-      if (a === undefined) return undefined;
-      if (op === NEG) return (-a) >>> 0;
-      const b = this.constOf(this.bv[v], facts, depth + 1);
-      return b === undefined ? undefined : foldAlu(op, a, b);
+      if (f.a !== a || f.op !== op) continue;
+      if (f.o === o) return f.t;
+      // A == c on this path; a test against another constant is false.
+      if (op === JEQ && f.t && co !== undefined && this.constant(f.o) !== undefined) return false;
     }
     return undefined;
   }
-
-  /**
-   * The outcome of the test `a OP o` (op: JEQ, JGT, JGE or JSET) given `facts`, or
-   * undefined if it cannot be known. Only answers that hold for every value the
-   * operands can take, so a decided test never depends on anything not already
-   * computed on the way here.
-   */
-  decide(op: number, a: number, o: number, facts: Fact | null): boolean | undefined {
-    const co = this.constOf(o, facts);
-    // Tests whose outcome does not depend on A at all.
-    if (co !== undefined) {
-      if (op === JSET && co === 0) return false;
-      if (op === JGE && co === 0) return true;
-      if (op === JGT && co === U32) return false;
-    }
-    if (a === o) {
-      if (op === JEQ || op === JGE) return true;
-      if (op === JGT) return false;
-    }
-    const ca = this.constOf(a, facts);
-    if (ca !== undefined && co !== undefined) return evalTest(op, ca, co);
-    for (let f = facts; f; f = f.next) if (f.a === a && f.op === op && f.o === o) return f.t;
-    if (co === undefined) return undefined;
-
-    // Interval and bit reasoning over tests of `a` against constants.
-    let lo = 0, hi = U32, zero = 0, one = 0;
-    const ne: number[] = [];
-    const anyOf: number[] = [];
-    for (let f = facts; f; f = f.next) {
-      if (f.a !== a) continue;
-      const c = this.constant(f.o);
-      if (c === undefined) continue;
-      switch (f.op) {
-        case JEQ: if (!f.t) ne.push(c); break;
-        case JGT: if (f.t) lo = Math.max(lo, c + 1); else hi = Math.min(hi, c); break;
-        case JGE: if (f.t) lo = Math.max(lo, c); else hi = Math.min(hi, c - 1); break;
-        case JSET:
-          if (!f.t) zero |= c;
-          else if ((c & (c - 1)) === 0) one |= c;
-          else anyOf.push(c);
-          break;
-      }
-    }
-    zero >>>= 0;
-    one >>>= 0;
-    switch (op) {
-      case JEQ:
-        if (co < lo || co > hi || ne.includes(co) || (co & zero) !== 0 || (one & ~co) !== 0) return false;
-        if (lo === hi && lo === co) return true;
-        return undefined;
-      case JGT:
-        if (lo > co) return true;
-        if (hi <= co) return false;
-        return undefined;
-      case JGE:
-        if (lo >= co) return true;
-        if (hi < co) return false;
-        return undefined;
-      default: // JSET
-        if ((co & ~zero) === 0) return false;
-        if ((co & one) !== 0) return true;
-        for (const m of anyOf) if ((m & ~co) === 0) return true;
-        if (hi < 2 ** 32 && hi < (co & -co) >>> 0) return false;
-        return undefined;
-    }
-  }
-}
-
-/** The width in bytes of an A-load opcode. */
-export function loadWidth(code: number): number {
-  const s = code & 0x18;
-  return s === W ? 4 : s === H ? 2 : s === B ? 1 : 0;
 }

@@ -3,76 +3,93 @@
 // WHAT IT TAKES AND GIVES. A valid classic BPF program (forward jumps only, ending
 // in a return) — typically the code generator's straightforward output, which
 // reloads the ethertype before every test, keeps every intermediate in scratch
-// memory and tests `ip` three times over. It returns an equivalent program that is
-// usually a third of the size, still valid under the kernel's rules (conditional
-// offsets over 255 go through a `ja`, as libpcap does). A program that can accept
-// nothing comes back as the single instruction `ret #0` (`rejectsAll` tells).
+// memory and tests `ip` three times over. It returns an equivalent program, usually
+// a third of the size and on the whole a little smaller than libpcap's, still valid
+// under the kernel's rules (a conditional offset over 255 goes through a `ja`, as
+// libpcap does; see also the layout note in optimize-cfg.ts). A program that can
+// accept nothing comes back as the single instruction `ret #0` (`rejectsAll`).
 //
-// HOW. The program is cut into basic blocks forming a DAG (optimize-cfg.ts). Then,
-// until nothing changes (with a bound), each round runs one analysis and one kind
-// of transformation:
+// WHY IT IS SHAPED LIKE LIBPCAP'S. Our compiler must agree with tcpdump packet for
+// packet with the optimizer on, and libpcap's optimizer changes what a program
+// does on truncated packets (below). Which loads it drops depends on which
+// branches it manages to decide and merge; an optimizer that decided more would
+// drop more loads and accept more truncated packets than tcpdump (and would call
+// filters "rejects all packets" that tcpdump compiles). So this one decides
+// exactly the branches libpcap's would, in the same two phases, and is free only
+// in how it cleans up statements and lays out code.
 //
-//  1. Graph clean-up: a jump whose two targets are one block becomes a goto; edges
-//     skip empty goto blocks; a goto into a block with no other way in absorbs it;
-//     identical blocks merge (libpcap's intern_blocks, but inside the loop, so the
-//     merges feed the other steps).
-//  2. Value numbering over A, X and M[0..15] (optimize-values.ts), in topological
-//     order: a block starts with the values its predecessors agree on (where they
-//     disagree, a fresh unknown value for that block); statements are rewritten
-//     with what is known — constants folded, `ld M[k]` of a constant becomes
-//     `ld #k`, an operation with X constant takes the constant (`add x` →
-//     `add #4`), `[x+k]` with X constant becomes `[k']`, a load of a value the
-//     register already holds disappears, a value another register holds is
-//     moved rather than recomputed, `tax` of a header length becomes `ldxb
-//     4*([k]&0xf)`. A conditional jump is decided when its outcome is known: from
-//     constants, or from the facts that the tests on every path into the block
-//     established (the same test again, `A == 0x800` known so `A == 0x86dd` is
-//     false, `A > 10` known so `A > 5` is true, ...). Facts survive merges of
-//     paths even when the registers do not (a value that is A on every path but
-//     was computed in different blocks keeps what each path knew of it).
-//  3. Liveness over the atoms, then dead statements go — including dead packet
-//     loads (see below) — and the rewrites that need to know a value dies: a
-//     constant index folded into a load's offset (`ld #2; add x; tax; ldb [x+14]`
-//     → `ldb [x+16]`, libpcap's tcp[k] case), and an operation folded into the
-//     branch that consumes it (`sub #2; jeq #5` → `jeq #7`, `and #m; jeq #0` →
-//     `jset #m` with the targets swapped).
-//  4. Jump threading (libpcap's opt_j, BPF+'s predicate assertion propagation):
-//     an edge P → S whose test the facts along that edge decide goes straight to
-//     S's outcome, as long as what S computes is not needed there (checked value by
-//     value against what the target reads); repeated down the chain.
-//  5. Pull-ups (libpcap's or_pullup/and_pullup): in a chain of tests that all jump
-//     to one place on success (an `or`), a test of the value A already holds is
-//     moved to the front of the chain, where its reload is redundant; likewise for
-//     `and` chains. libpcap does this; doing it too keeps the two programs alike.
+// HOW. The program is cut into basic blocks forming a DAG (optimize-cfg.ts). Each
+// round runs one analysis and one kind of transformation, until a pass finds
+// nothing (with a bound). Two passes, mirroring libpcap's two loops:
 //
-// The first pass over the whole loop keeps redundant reloads (as libpcap's first
-// loop does), since a block that reloads a value is easier to jump over than one
-// that relies on a predecessor's register; a second pass then removes them.
-// Finally the DAG is laid out (a goto's target placed right after it when possible)
-// and emitted, with long jumps where needed.
+//  Pass 1 — branches (libpcap's first loop: opt_j, or_pullup, and_pullup).
+//   - Value numbering (optimize-values.ts) "as written": the same computation
+//     gets the same number wherever it happens, but `[x+14]` with X = 6 is not
+//     `[20]` and `#2 + #3` is not 5; only `ld #k` makes a constant. Statements are
+//     not rewritten.
+//   - Facts: the test outcomes on the edges that every path into a block went
+//     through (libpcap's edge dominators). A test is decided by a constant A
+//     (`jset #0` too), or, along an edge, by the very same test on such an edge or
+//     a known `A == c` against another `jeq #d` — and nothing else (not
+//     `A == 0x800` ⇒ `A > 1500`, not `x == x`), as in libpcap's fold_edge.
+//   - Jump threading: an edge P → S whose facts decide S's test goes straight to
+//     S's outcome, if what S computes is not needed there (checked value by value
+//     against what the target reads), repeatedly down the chain. It runs after
+//     the branch folds below, as opt_j after opt_peep: `and #1; jeq #0` has become
+//     `jset #1` by then, and is no longer "another `jeq`".
+//   - Pull-ups: in a chain of tests that all jump to one place on success (an
+//     `or`; an `and` likewise on failure), a later test of the value A already
+//     holds is moved up, where its reload is redundant (`host a or host b` tests
+//     [26] twice, then [30] twice). libpcap does it; so must we.
+//  Pass 2 — statements (libpcap's second loop; branches move no more).
+//   - Canonical value numbering: constants folded, operands ordered,
+//     `x - c` is `x + -c`, `[x+k]` with X = base + c is `[base + (k+c)]`,
+//     `ldxb 4*([k]&0xf)` is `(ldb [k] & 0xf) << 2`.
+//   - Statements rewritten with what is known: a value the atom already holds is
+//     not reloaded; a constant becomes `ld #k`/`ldx #k`; an operand X that is a
+//     constant becomes `#k`; `[x+k]` with X constant becomes `[k']`; otherwise the
+//     cheapest source: something that reads no register (`ld len`, a packet
+//     location already read), then a register move, then a scratch word; `tax`
+//     of a header length becomes `ldxb 4*([k]&0xf)`. A constant A settles a test
+//     (both sides lead to the outcome), but the test keeps its place, so the
+//     tests before it and the loads feeding them stay, as in tcpdump's program.
+//   - `tax; ld [x+k]` with X = base + c folds c into the offset (libpcap's
+//     tcp[k] peephole, done by value).
+//  Both passes: dead statements go, dead packet loads included (liveness over A,
+//  X, M[0..15]), and an operation whose result only feeds an equality test folds
+//  into it (`sub #2; jeq #5` → `jeq #7`, `and #m; jeq #0` → `jset #m` swapped, as
+//  libpcap's opt_peep). Between rounds the graph is cleaned: in pass 1 a test
+//  whose two sides lead to one block becomes a goto (not the root's); edges skip
+//  empty blocks; a goto absorbs a target it alone reaches; in pass 2 identical
+//  blocks merge (libpcap's intern_blocks, which runs after its loops: the tests
+//  whose sides that makes agree are not jumped around, nor their loads dropped).
+//  Finally the settled tests that libpcap could not jump around (those of pass 2,
+//  and the root's, which nothing jumps to) go, but their packet loads stay
+//  (libpcap's opt_root for the root), and the DAG is laid out — a goto's target
+//  right after it, libpcap's long jumps where an offset exceeds 255.
 //
 // THE ONE DELIBERATE CHANGE OF BEHAVIOUR: DEAD LOADS. A load past the captured
 // bytes makes classic BPF reject the packet, so a load is observable even when
 // its value is not. libpcap's optimizer nevertheless removes loads whose value is
-// dead or already known — `ld [26]; and #0` loses the load, a test whose two
-// outcomes lead to the same place loses the load feeding it, a reordered `or`
-// chain skips loads once a test succeeded — so on truncated packets tcpdump's
-// optimized program accepts packets its unoptimized program rejects. Our compiler
-// must agree with tcpdump in both modes, so this optimizer makes the same kind of
-// decisions: a packet load disappears exactly when its value is dead, constant or
-// already computed (or its test was reordered as libpcap reorders); a load whose
-// value is used is never dropped, and nothing else about the verdict changes.
-// In particular a division or modulo by X, which rejects the packet when X is 0,
-// is never removed or moved (libpcap folds `0 / x` to 0; we do not).
+// dead or known — `ld [26]; and #0` loses the load, a test whose two outcomes lead
+// to the same place loses the load feeding it, a reordered `or` chain skips loads
+// once a test has succeeded — so on truncated packets tcpdump's optimized program
+// accepts packets its unoptimized program rejects. This optimizer does the same,
+// and only that: a packet load disappears exactly when its value is dead, constant
+// or already computed (or its test was reordered as libpcap reorders); a load
+// whose value is used is never dropped, and nothing else about the verdict
+// changes. In particular a division or modulo by X, which rejects the packet when
+// X is 0, is never dropped, skipped or moved unless X is known not to be 0
+// (libpcap folds `0 / x` to 0 and drops unused divisions; we do not).
 //
-// Cost: linear-ish work per round, a few dozen rounds; well under a millisecond
-// for the usual expressions (bench/optimize.mjs).
+// Cost: well under a millisecond for the usual expressions, a few milliseconds for
+// filters of thousands of instructions (bench/optimize.mjs).
 
 import type { BpfInstruction } from '../bpf.js';
 import {
   A, ABS, ALU, AND, BIT_A, BIT_X, Block, DIV, IMM, IND, JEQ, JGT, JSET, LD, LDX, LEN, LSH, MEM, MOD, MSH,
   N_ATOMS, RET, RET_A, RSH, SKF_AD_OFF, SRC_K, SRC_X, ST, STX, SUB, ADD, XOR, B, TAX, TXA, X,
-  aluOp, blockDefs, blockLiveIn, buildCfg, cls, emit, isCond, isGoto, isRet, isTrap, isXSrc, linkPreds,
+  aluOp, blockLiveIn, buildCfg, cls, emit, isCond, isGoto, isRet, isTrap, isXSrc,
   makeGoto, makeRet, mode, normalize, replaceSucc, stmtDef, stmtUses, termUses, topoOrder,
   type Fact, type Stmt,
 } from './optimize-cfg.js';
@@ -88,62 +105,157 @@ const MAX_ROUNDS = 400;
  * Throws EBADPROG for a program that is not a valid forward-jumping BPF program.
  */
 export function optimizeProgram(program: readonly BpfInstruction[]): BpfInstruction[] {
-  let root = buildCfg(program).root;
-  for (const keepReloads of [true, false]) {
+  let root = buildCfg(program);
+  const vt = new ValueTable();
+  for (const first of [true, false]) {
     let pullups = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const n = normalize(root);
+      const n = normalize(root, first);
       root = n.root;
       if (n.changed) continue;
-      const ctx = new Pass(root, keepReloads);
-      if (ctx.valueNumbering(true)) continue;
+      vt.reset(!first);
+      const ctx = new Pass(root, n.order, first, vt);
+      if (ctx.valueNumbering()) continue;
       ctx.liveness();
       if (ctx.deadCode()) continue;
-      if (ctx.thread()) continue;
-      if (pullups < 4 * ctx.order.length && ctx.pullup()) {
-        pullups++;
-        continue;
-      }
+      if (first) {
+        if (ctx.thread()) continue;
+        if (pullups < 4 * ctx.order.length && ctx.pullup()) {
+          pullups++;
+          continue;
+        }
+      } else if (ctx.foldIndexes()) continue;
       break;
     }
   }
-  return emit(root);
+  return emit(dropSettledTests(root));
+}
+
+/**
+ * The tests whose two sides lead to one place, and what libpcap keeps of them.
+ *
+ * libpcap jumps around such a test (and with it the loads that fed it) only in its
+ * first loop, and never around the root's: nothing jumps to the root. A test
+ * settled in the second loop, where branches no longer move (`1 + 2 = 3` is only
+ * folded there), or the root's, stays in tcpdump's program to the end, and so do
+ * the tests before it, with their loads. So the passes leave such tests in place,
+ * and here each becomes a goto that keeps its packet loads (they decide whether a
+ * short packet is rejected) but not its other dead statements. Nothing is merged
+ * or jumped around afterwards: the tests before it keep both their sides, as in
+ * tcpdump's program (which is also why a filter tcpdump compiles never turns
+ * into `ret #0` here).
+ *
+ * The root follows libpcap's opt_root: if the root's test was settled, libpcap
+ * follows the settled tests from it to the first block that is not one, and runs
+ * the root's statements and then that block's (the ones in between are lost);
+ * if that block is a return, nothing runs before it.
+ */
+function dropSettledTests(root: Block): Block {
+  const settled = (b: Block) => isCond(b) && b.jt === b.jf;
+  if (settled(root)) {
+    let end = root.jt!;
+    const between: Stmt[] = [];
+    while (settled(end) || isGoto(end)) { // (a goto is such a test in libpcap's terms)
+      between.push(...end.stmts);
+      end = end.jt!;
+    }
+    // `end` is reached only through this chain (anything else reaching it would come
+    // after the root). What libpcap loses, we lose too, except what the verdict
+    // needs: a division by X, and what a `ret a` returns.
+    if (isRet(end)) {
+      const mid = keepFor(between.concat(end.stmts), termUses(end), false);
+      end.stmts = keepFor(root.stmts, stmtsLiveIn(mid, termUses(end)), false).concat(mid);
+    } else {
+      const after = stmtsLiveIn(end.stmts, liveInto(end));
+      const mid = keepFor(between, after, false);
+      end.stmts = keepFor(root.stmts, stmtsLiveIn(mid, after), true).concat(mid, end.stmts);
+    }
+    root = end;
+  }
+  const order = topoOrder(root);
+  for (let i = order.length - 1; i >= 0; i--) {
+    const b = order[i];
+    b.liveOut = (b.jt ? b.jt.liveIn : 0) | (b.jf ? b.jf.liveIn : 0);
+    if (settled(b)) {
+      makeGoto(b, b.jt!);
+      b.stmts = keepFor(b.stmts, b.liveOut, true);
+    }
+    b.liveIn = stmtsLiveIn(b.stmts, b.liveOut | termUses(b));
+  }
+  return root;
+}
+
+/** The statements of `stmts` that produce something in `live` (divisions by X, and packet loads if `pinLoads`, always stay). */
+function keepFor(stmts: Stmt[], live: number, pinLoads: boolean): Stmt[] {
+  const keep: Stmt[] = [];
+  for (let j = stmts.length - 1; j >= 0; j--) {
+    const s = stmts[j];
+    const d = 1 << stmtDef(s);
+    const load = (cls(s.code) === LD && (mode(s.code) === ABS || mode(s.code) === IND)) || s.code === (LDX | B | MSH);
+    if ((live & d) === 0 && !(pinLoads && load) && !isTrap(s)) continue;
+    live = (live & ~d) | stmtUses(s);
+    keep.push(s);
+  }
+  return keep.reverse();
+}
+
+/** Plain liveness through statements: every statement's reads count (a load kept for its effect still reads X). */
+function stmtsLiveIn(stmts: Stmt[], live: number): number {
+  for (let j = stmts.length - 1; j >= 0; j--) live = (live & ~(1 << stmtDef(stmts[j]))) | stmtUses(stmts[j]);
+  return live;
+}
+
+/** The atoms read after block b (plain liveness over everything reachable from it). */
+function liveInto(b: Block): number {
+  const order = topoOrder(b);
+  for (let i = order.length - 1; i >= 1; i--) {
+    const c = order[i];
+    c.liveIn = stmtsLiveIn(c.stmts, (c.jt ? c.jt.liveIn : 0) | (c.jf ? c.jf.liveIn : 0) | termUses(c));
+  }
+  return (b.jt ? b.jt.liveIn : 0) | (b.jf ? b.jf.liveIn : 0) | termUses(b);
 }
 
 /**
  * True when `program` accepts no packet as far as the optimizer can tell: the
  * optimizer reduces it to `ret #0` (libpcap reports "expression rejects all
- * packets" there). Constant time for a program that already is `[ret #0]`.
+ * packets" there). Constant time for a program that is a single `ret #k`.
  */
 export function rejectsAll(program: readonly BpfInstruction[]): boolean {
-  const p = program.length === 1 ? program : optimizeProgram(program);
+  const p = program.length === 1 && program[0].code === RET ? program : optimizeProgram(program);
   return p.length === 1 && p[0].code === RET && p[0].k === 0;
 }
 
 // ---------------------------------------------------------------- one round
 
 class Pass {
-  readonly order: Block[];
-  readonly vt = new ValueTable();
+  /** Scratch for intersecting fact lists (see enter). */
+  private readonly seen = new Map<number, number>();
+  private stamp = 0;
 
   constructor(
     readonly root: Block,
-    /** First pass: keep loads of values a register already holds (see the essay). */
-    readonly keepReloads: boolean,
-  ) {
-    this.order = topoOrder(root);
-    linkPreds(this.order);
-  }
+    /** The reachable blocks in topological order, predecessors linked. */
+    readonly order: Block[],
+    /**
+     * The first pass (libpcap's first loop): values numbered as written, statements
+     * left alone, branches decided and moved. The second (its second loop):
+     * values numbered canonically, statements simplified, branches decided only by
+     * constants.
+     */
+    readonly first: boolean,
+    /** Value numbers for this round (numbering literally in the first pass, canonically in the second). */
+    readonly vt: ValueTable,
+  ) {}
 
   // ---------------------------------------------------------------- values and facts
 
   /**
-   * Numbers the values of every block in topological order and, if `alter`,
-   * rewrites statements and decides branches as it goes (rewrites keep every
-   * atom's value, so the numbering stays true for the new code). Returns whether
+   * Numbers the values of every block in topological order, deciding the tests a
+   * constant decides and (in the second pass) rewriting statements as it goes; rewrites keep every
+   * atom's value, so the numbering stays true for the new code. Returns whether
    * anything changed.
    */
-  valueNumbering(alter: boolean): boolean {
+  valueNumbering(): boolean {
     const { vt } = this;
     let changed = false;
     for (const b of this.order) b.reached = false;
@@ -154,11 +266,12 @@ class Pass {
       b.preds = preds;
       this.enter(b);
       const V = b.entry.slice();
-      if (alter) changed = this.rewrite(b, V) || changed;
-      else simulate(vt, b.stmts, V);
+      if (this.first) simulate(vt, b.stmts, V);
+      else changed = this.rewrite(b, V) || changed;
       b.exit = V;
+      b.outFacts = b.stmts.some(isTrap) ? this.walk(b, b.entry.slice(), b.facts).facts : b.facts;
       if (isCond(b)) {
-        if (alter && isXSrc(b.code)) {
+        if (isXSrc(b.code)) {
           const xc = vt.constant(V[X]);
           if (xc !== undefined) {
             b.code &= ~SRC_X;
@@ -166,14 +279,20 @@ class Pass {
             changed = true;
           }
         }
-        if (alter) {
-          const d = vt.decide(b.code & 0xf0, V[A], this.operand(b, V), b.facts);
-          if (d !== undefined) {
-            makeGoto(b, d ? b.jt! : b.jf!);
+        // Constants only: what the facts decide, threading decides per edge, after the
+        // branch folds of deadCode (as libpcap's opt_j runs after opt_peep).
+        const d = vt.decide(b.code & 0xf0, V[A], this.operand(b, V), null);
+        if (d !== undefined) {
+          const to = d ? b.jt! : b.jf!;
+          if (this.first && b !== this.root) {
+            makeGoto(b, to);
+            changed = true;
+          } else if (b.jt !== b.jf) {
+            b.jt = b.jf = to; // the test stays for now (see dropSettledTests)
             changed = true;
           }
         }
-      } else if (alter && b.code === RET_A) {
+      } else if (b.code === RET_A) {
         const c = vt.constant(V[A]);
         if (c !== undefined) {
           makeRet(b, RET, c);
@@ -184,6 +303,32 @@ class Pass {
     return changed;
   }
 
+  /**
+   * Runs statements symbolically from V (updated) under `facts`: which of them
+   * are divisions by an X that may be 0 (`unsafe`: the packet could be rejected
+   * there, which matters only if it could still be accepted later — `canAccept`,
+   * from the last liveness sweep), the facts after them (each division that
+   * passed proves its X was not 0), and whether they always reject (a division
+   * by a known 0).
+   */
+  private walk(b: Block, V: number[], facts: Fact | null, canAccept = true): { unsafe: boolean[]; facts: Fact | null; rejects: boolean } {
+    const { vt } = this;
+    const stmts = b.stmts;
+    const unsafe: boolean[] = new Array(stmts.length).fill(false);
+    if (!stmts.some(isTrap)) return { unsafe, facts, rejects: !simulate(vt, stmts, V) };
+    for (let i = 0; i < stmts.length; i++) {
+      const s = stmts[i];
+      if (isTrap(s) && vt.decide(JEQ, V[X], vt.konst(0), facts) !== false) {
+        unsafe[i] = canAccept;
+        facts = { op: JEQ, a: V[X], o: vt.konst(0), t: false, origin: trapOrigin(b, i), next: facts };
+      }
+      const v = evalStmt(vt, s, V);
+      if (v === undefined) return { unsafe, facts, rejects: true };
+      V[stmtDef(s)] = v;
+    }
+    return { unsafe, facts, rejects: false };
+  }
+
   /** The value a conditional jump compares A with. */
   private operand(b: Block, V: number[]): number {
     return isXSrc(b.code) ? V[X] : this.vt.konst(b.k);
@@ -191,7 +336,7 @@ class Pass {
 
   /** The facts on p's true (`t`) or false side: p's own, plus what its test established. */
   private sideFacts(p: Block, t: boolean): Fact | null {
-    return { op: p.code & 0xf0, a: p.exit[A], o: this.operand(p, p.exit), t, next: p.facts };
+    return { op: p.code & 0xf0, a: p.exit[A], o: this.operand(p, p.exit), t, origin: p.id * 8192 + (t ? 1 : 0), next: p.outFacts };
   }
 
   /** Sets b.entry and b.facts from its predecessors' exits. */
@@ -207,47 +352,37 @@ class Pass {
       return;
     }
     const entry = preds[0].exit.slice();
-    const phis: number[] = [];
     for (let i = 0; i < N_ATOMS; i++) {
       for (let j = 1; j < preds.length; j++) {
         if (preds[j].exit[i] !== entry[i]) {
           entry[i] = vt.phi(b.id, i);
-          phis.push(i);
           break;
         }
       }
     }
     b.entry = entry;
+    const edgeFacts = (p: Block) => (isCond(p) && p.jt !== p.jf ? this.sideFacts(p, p.jt === b) : p.outFacts);
     if (preds.length === 1) {
-      b.facts = this.edgeFacts(preds[0], b, phis);
+      b.facts = edgeFacts(preds[0]);
       return;
     }
-    // Keep what every incoming edge knows.
-    const lists = preds.map((p) => this.edgeFacts(p, b, phis));
+    const lists: (Fact | null)[] = [];
+    for (const p of preds) lists.push(edgeFacts(p));
+    // Keep the facts of the origins every path went through: an origin seen in
+    // lists 0..i-1 is stamped i-1; list i moves the stamp on; survivors end at n-1.
+    const seen = this.seen;
+    const base = this.stamp;
+    this.stamp += lists.length;
+    for (let f = lists[0]; f; f = f.next) seen.set(f.origin, base);
+    for (let i = 1; i < lists.length; i++) {
+      for (let f = lists[i]; f; f = f.next) if (seen.get(f.origin) === base + i - 1) seen.set(f.origin, base + i);
+    }
+    const last = base + lists.length - 1;
     let out: Fact | null = null;
-    const sets = lists.slice(1).map((l) => {
-      const set = new Set<number>();
-      for (let f = l; f; f = f.next) set.add(factKey(f));
-      return set;
-    });
     for (let f = lists[0]; f; f = f.next) {
-      const key = factKey(f);
-      if (sets.every((set) => set.has(key))) out = { op: f.op, a: f.a, o: f.o, t: f.t, next: out };
+      if (seen.get(f.origin) === last) out = { op: f.op, a: f.a, o: f.o, t: f.t, origin: f.origin, next: out };
     }
     b.facts = out;
-  }
-
-  /** What is known on the edge p → b, restated for b's merged (phi) values too. */
-  private edgeFacts(p: Block, b: Block, phis: number[]): Fact | null {
-    let facts = isCond(p) && p.jt !== p.jf ? this.sideFacts(p, p.jt === b) : p.facts;
-    if (phis.length === 0) return facts;
-    let extra = facts;
-    for (const i of phis) {
-      const w = p.exit[i];
-      const phi = b.entry[i];
-      for (let f = facts; f; f = f.next) if (f.a === w) extra = { op: f.op, a: phi, o: f.o, t: f.t, next: extra };
-    }
-    return extra;
   }
 
   /** Rewrites b's statements given the values V on entry (updated to the exit). */
@@ -255,6 +390,7 @@ class Pass {
     const { vt } = this;
     let changed = false;
     const out: Stmt[] = [];
+    let facts = b.facts;
     for (const s of b.stmts) {
       let code = s.code, k = s.k;
       // Operands that are known constants become immediates.
@@ -286,7 +422,13 @@ class Pass {
       const cand: Stmt = { code, k };
       const def = stmtDef(cand);
       const v = evalStmt(vt, cand, V)!;
-      const chosen = this.choose(cand, def, v, V);
+      // A division by X that cannot be by zero here is an ordinary operation.
+      let trap = isTrap(cand);
+      if (trap) {
+        if (vt.decide(JEQ, V[X], vt.konst(0), facts) === false) trap = false;
+        else facts = { op: JEQ, a: V[X], o: vt.konst(0), t: false, origin: trapOrigin(b, out.length), next: facts };
+      }
+      const chosen = trap ? cand : this.choose(cand, def, v, V);
       if (chosen === null) changed = true;
       else {
         if (chosen.code !== s.code || chosen.k !== s.k) changed = true;
@@ -298,45 +440,55 @@ class Pass {
     return changed;
   }
 
-  /** The cheapest statement that gives atom `def` the value `v` (null: it already has it). */
+  /**
+   * The statement to give atom `def` the value `v` (null: it already has it).
+   * Preference: nothing; a constant; an instruction that reads no register or
+   * scratch word (re-reading `len` or a packet location already read is safe:
+   * the value exists, so the read succeeded); a register move; a scratch word.
+   * The fewer registers a statement reads, the more of what computed them can die.
+   */
   private choose(s: Stmt, def: number, v: number, V: number[]): Stmt | null {
     const { vt } = this;
-    const reloads = !this.keepReloads;
-    if (isTrap(s)) return s;
     const c = vt.constant(v);
+    if (V[def] === v) return null;
     if (def === A) {
-      if (reloads && V[A] === v) return null;
       if (c !== undefined) return s.code === (LD | IMM) && s.k === c ? s : { code: LD | IMM, k: c };
-      if (reloads && s.code !== TXA && V[X] === v) return { code: TXA, k: 0 };
-      if (reloads && cls(s.code) === ALU) {
+      if (s.code === (LD | LEN) || (cls(s.code) === LD && mode(s.code) === ABS)) return s;
+      if (vt.isLen(v)) return { code: LD | LEN, k: 0 };
+      const l = vt.absLoad(v);
+      if (l && l.k < SKF_AD_OFF) return { code: l.code, k: l.k };
+      if (s.code !== TXA && V[X] === v) return { code: TXA, k: 0 };
+      if (cls(s.code) === ALU) {
         for (let j = 0; j < 16; j++) if (V[j] === v) return { code: LD | MEM, k: j };
       }
       return s;
     }
     if (def === X) {
-      if (reloads && V[X] === v) return null;
       if (c !== undefined) return s.code === (LDX | IMM) && s.k === c ? s : { code: LDX | IMM, k: c };
       if (s.code === TAX || s.code === (LDX | MEM)) {
         const off = vt.mshOffset(v);
         if (off !== undefined) return { code: LDX | B | MSH, k: off };
         if (vt.isLen(v)) return { code: LDX | LEN, k: 0 };
-        if (reloads && s.code !== TAX && V[A] === v) return { code: TAX, k: 0 };
+        if (s.code !== TAX && V[A] === v) return { code: TAX, k: 0 };
       }
       return s;
     }
-    if (reloads && V[def] === v) return null;
     return s;
   }
 
   // ---------------------------------------------------------------- liveness and dead code
 
-  /** Live atoms into and out of every reached block (the graph is a DAG: one backward sweep). */
+  /**
+   * Live atoms into and out of every reached block, and whether an accepting
+   * return is still reachable from it (the graph is a DAG: one backward sweep).
+   */
   liveness(): void {
     for (let i = this.order.length - 1; i >= 0; i--) {
       const b = this.order[i];
       if (!b.reached) continue;
       b.liveOut = (b.jt ? b.jt.liveIn : 0) | (b.jf ? b.jf.liveIn : 0);
       b.liveIn = blockLiveIn(b, b.liveOut);
+      b.canAccept = isRet(b) ? b.code === RET_A || b.k !== 0 : b.jt!.canAccept || b.jf!.canAccept;
     }
   }
 
@@ -345,12 +497,13 @@ class Pass {
     let changed = false;
     for (const b of this.order) {
       if (!b.reached) continue;
+      const { unsafe } = this.walk(b, b.entry.slice(), b.facts, b.canAccept);
       let live = b.liveOut | termUses(b);
       const keep: Stmt[] = [];
       for (let i = b.stmts.length - 1; i >= 0; i--) {
         const s = b.stmts[i];
         const d = 1 << stmtDef(s);
-        if ((live & d) === 0 && !isTrap(s)) {
+        if ((live & d) === 0 && !unsafe[i]) {
           changed = true;
           continue;
         }
@@ -358,9 +511,25 @@ class Pass {
         keep.push(s);
       }
       if (keep.length !== b.stmts.length) b.stmts = keep.reverse();
-      changed = this.foldIndex(b) || changed;
-      changed = foldIntoBranch(b) || changed;
+      // X where the last statement runs (after the removals above; b.exit predates them).
+      let xc: number | undefined;
+      if (b.stmts.length > 0 && isXSrc(b.stmts[b.stmts.length - 1].code)) {
+        const V = b.entry.slice();
+        if (simulate(this.vt, b.stmts.slice(0, -1), V)) xc = this.vt.constant(V[X]);
+      }
+      changed = foldIntoBranch(b, xc, !this.first) || changed;
     }
+    return changed;
+  }
+
+  /**
+   * foldIndex over every block. A separate step, on a fresh analysis: folding can
+   * make a block read the X its predecessor leaves, which dead-code removal in the
+   * same sweep (going by the liveness from before the fold) could have deleted.
+   */
+  foldIndexes(): boolean {
+    let changed = false;
+    for (const b of this.order) if (b.reached) changed = this.foldIndex(b) || changed;
     return changed;
   }
 
@@ -425,12 +594,17 @@ class Pass {
       if (!p.reached || isRet(p)) continue;
       let moved = false;
       for (const side of isGoto(p) ? [true] : [true, false]) {
-        const facts = isGoto(p) ? p.facts : this.sideFacts(p, side);
+        const facts = isGoto(p) ? p.outFacts : this.sideFacts(p, side);
         const start = side ? p.jt! : p.jf!;
+        // A goto falling into a test without statements gains nothing from jumping
+        // past it (no load is skipped, the test stays for its other ways in) and
+        // would lose its fall-through.
+        if (isGoto(p) && start.stmts.length === 0 && start.preds.length > 1) continue;
         let s = start;
         for (let guard = 0; guard < 4096 && !isRet(s); guard++) {
           const sim = p.exit.slice();
-          if (!simulate(vt, s.stmts, sim)) break;
+          const w = this.walk(s, sim, facts, s.canAccept);
+          if (w.rejects || w.unsafe.includes(true)) break; // its divisions might reject: it must run
           let t: Block;
           if (isGoto(s)) t = s.jt!;
           else {
@@ -450,7 +624,7 @@ class Pass {
       }
       if (moved) {
         changed = true;
-        if (isCond(p) && p.jt === p.jf) makeGoto(p, p.jt!);
+        if (isCond(p) && p.jt === p.jf && p !== this.root) makeGoto(p, p.jt!);
         p.liveOut = p.jt!.liveIn | p.jf!.liveIn;
         p.liveIn = blockLiveIn(p, p.liveOut);
       }
@@ -460,7 +634,7 @@ class Pass {
 
   // ---------------------------------------------------------------- pull-ups
 
-  /** One or_pullup/and_pullup step (see tryPullup); true if the graph changed. */
+  /** The pull-ups of one chain (see tryPullup); true if the graph changed. */
   pullup(): boolean {
     for (const b of this.order) {
       if (!b.reached || !isCond(b) || b.preds.length === 0) continue;
@@ -474,9 +648,13 @@ class Pass {
    * (`common`: true for an `or` chain, false for an `and` chain) and continue on
    * the other, with A holding `val` on entry: past the leading tests of `val`,
    * find the first test D of something else, then the next test S of `val`
-   * further down, and move S in front of D. S then reloads a value A already
-   * holds. Only tests whose sole way in is the chain are touched, S must compute
-   * nothing but A, and no block after the move may read a register differently.
+   * further down, and move S in front of D, where its reload of val is redundant;
+   * repeat down the chain. Only tests whose sole way in is the chain are touched,
+   * and nothing any block reads may change (see the checks).
+   *
+   * One call handles the whole chain: a move keeps every value that is read after
+   * the chain, so what the analysis says of the blocks further down stays true,
+   * and only the predecessor lists need updating as blocks move.
    */
   private tryPullup(b: Block, orChain: boolean): boolean {
     const common = (d: Block) => (orChain ? d.jt : d.jf);
@@ -485,42 +663,70 @@ class Pass {
       if (orChain) d.jf = to;
       else d.jt = to;
     };
-    const target = common(b);
-    const val = b.preds[0].exit[A];
-    for (const p of b.preds) if (p.exit[A] !== val) return false;
+    const target = common(b)!;
+    const entryPreds = b.preds;
+    const val = entryPreds[0].exit[A];
+    for (const p of entryPreds) if (p.exit[A] !== val) return false;
     const inChain = (d: Block, from: Block | null) =>
       isCond(d) && d.reached && common(d) === target && (from === null || (d.preds.length === 1 && d.preds[0] === from && common(from) !== d));
+    // Blocks that S will now run before: none may contain a division (it could reject).
+    const hasTrap = (x: Block) => x.stmts.some(isTrap);
 
-    let prev: Block | null = null;
-    let d = b;
+    let head = b;
+    let moved = false;
     for (;;) {
-      if (!inChain(d, prev)) return false;
-      if (d.exit[A] !== val) break;
-      prev = d;
-      d = next(d);
-    }
-    let between = blockDefs(d) & ~BIT_A;
-    let sprev = d;
-    let s = next(d);
-    for (;;) {
-      if (!inChain(s, sprev)) return false;
-      if (s.exit[A] === val) break;
-      between |= blockDefs(s) & ~BIT_A;
-      sprev = s;
-      s = next(s);
-    }
-    if ((blockDefs(s) & ~BIT_A) !== 0 || s.stmts.some(isTrap)) return false;
-    if (isXSrc(s.code) && s.entry[X] !== d.entry[X]) return false;
-    const sim = d.entry.slice();
-    if (!simulate(this.vt, s.stmts, sim) || sim[A] !== val) return false;
-    if (next(s).liveIn & BIT_A) return false;
-    if (target!.liveIn & between) return false;
+      let prev: Block | null = null;
+      let d = head;
+      for (;;) {
+        if (!inChain(d, prev)) return moved;
+        if (d.exit[A] !== val) break;
+        prev = d;
+        d = next(d);
+      }
+      if (hasTrap(d)) return moved;
+      const skipped = [d];
+      let sprev = d;
+      let s = next(d);
+      for (;;) {
+        if (!inChain(s, sprev)) return moved;
+        if (s.exit[A] === val) break;
+        if (hasTrap(s)) return moved;
+        skipped.push(s);
+        sprev = s;
+        s = next(s);
+      }
+      if (hasTrap(s)) return moved;
+      // In front of D, S must change nothing: A already holds val, and whatever else
+      // it (re)computes must be there already. Its test then compares the same values.
+      const E = d.entry;
+      const sim = E.slice();
+      if (!simulate(this.vt, s.stmts, sim) || !sameOn(ALL_ATOMS, sim, E)) return moved;
+      if (isXSrc(s.code) && sim[X] !== s.exit[X]) return moved;
+      // Where S's two sides lead, every atom read must hold what it held before:
+      // S's common side now leaves E, and S's old successor now follows sprev.
+      // And since a packet may now leave the chain by S rather than by a test it
+      // skipped, all their common sides must leave the same values.
+      if (!sameOn(target.liveIn, s.exit, E)) return moved;
+      for (const x of skipped) if (!sameOn(target.liveIn, x.exit, E)) return moved;
+      const after = next(s);
+      if (!sameOn(after.liveIn, s.exit, sprev.exit)) return moved;
 
-    setNext(sprev, next(s));
-    setNext(s, d);
-    if (prev) setNext(prev, s);
-    else for (const p of b.preds) replaceSucc(p, b, s);
-    return true;
+      setNext(sprev, after);
+      setNext(s, d);
+      if (prev) {
+        setNext(prev, s);
+        s.preds = [prev];
+      } else {
+        for (const p of entryPreds) replaceSucc(p, d, s);
+        s.preds = entryPreds;
+        head = s;
+      }
+      d.preds = [s];
+      after.preds = after.preds.map((p) => (p === s ? sprev : p));
+      s.entry = E;
+      s.exit = E.slice();
+      moved = true;
+    }
   }
 }
 
@@ -550,9 +756,9 @@ function evalStmt(vt: ValueTable, s: Stmt, V: number[]): number | undefined {
     case ALU: {
       const op = aluOp(c);
       if (op === 0x80) return vt.neg(V[A]);
-      if (!isXSrc(c)) return vt.alu(op, V[A], vt.konst(s.k));
+      if (!isXSrc(c)) return vt.alu(c, V[A], vt.konst(s.k));
       if ((op === DIV || op === MOD) && vt.constant(V[X]) === 0) return undefined;
-      return vt.alu(op, V[A], V[X]);
+      return vt.alu(c, V[A], V[X]);
     }
     default:
       return c === TAX ? V[A] : V[X];
@@ -569,24 +775,28 @@ function simulate(vt: ValueTable, stmts: readonly Stmt[], V: number[]): boolean 
   return true;
 }
 
+const ALL_ATOMS = (1 << N_ATOMS) - 1;
+
 /** True if V1 and V2 agree on every atom in `atoms`. */
 function sameOn(atoms: number, V1: number[], V2: number[]): boolean {
   for (let i = 0; i < N_ATOMS; i++) if (atoms & (1 << i) && V1[i] !== V2[i]) return false;
   return true;
 }
 
-/** A number naming a fact (value numbers stay far below 2^21). */
-function factKey(f: Fact): number {
-  return ((f.a * 2097152 + f.o) * 8 + (f.op >> 4)) * 2 + (f.t ? 1 : 0);
+/** The origin of the fact "the division at stmt i of b passed" (jump sides use 0 and 1). */
+function trapOrigin(b: Block, i: number): number {
+  return b.id * 8192 + 2 + i;
 }
 
 /**
- * When A dies at the branch, fold the block's last operation into the test:
- * `sub #c; jeq #d` → `jeq #(d+c)`, `add #c`/`xor #c` likewise, `sub x; jeq #0` →
- * `jeq x`, `and #m; jeq #0` → `jset #m` (targets swapped), `and #m; jgt #0` →
- * `jset #m`, `and #bit; jeq #bit` → `jset #bit`.
+ * When A dies at the branch, fold the block's last operation into the test. As
+ * libpcap's opt_peep: `sub #c; jeq #d` → `jeq #(d+c)` (also `sub x` when X is the
+ * constant `xc`), `sub x; jeq #0` → `jeq x`, `and #m; jeq #0` → `jset #m` (targets
+ * swapped). With `more` (the second pass, where it can no longer make two tests
+ * look alike that libpcap keeps apart): `add #c`/`xor #c; jeq`, `xor x; jeq #0`,
+ * `and x; jeq #0`, `and #m; jgt #0` → `jset #m`, `and #bit; jeq #bit` → `jset #bit`.
  */
-function foldIntoBranch(b: Block): boolean {
+function foldIntoBranch(b: Block, xc: number | undefined, more: boolean): boolean {
   if (!isCond(b) || b.stmts.length === 0 || (b.liveOut & BIT_A) !== 0) return false;
   const s = b.stmts[b.stmts.length - 1];
   if (cls(s.code) !== ALU || isXSrc(b.code)) return false;
@@ -596,10 +806,14 @@ function foldIntoBranch(b: Block): boolean {
   const sx = isXSrc(s.code);
   let code = -1, nk = 0, swap = false;
   if (op === JEQ && !sx && sop === SUB) { code = b.code; nk = (k + s.k) >>> 0; }
+  else if (op === JEQ && sx && sop === SUB && xc !== undefined) { code = b.code; nk = (k + xc) >>> 0; }
+  else if (op === JEQ && sx && sop === SUB && k === 0) { code = 0x05 | JEQ | SRC_X; }
+  else if (op === JEQ && !sx && sop === AND && k === 0) { code = 0x05 | JSET; nk = s.k; swap = true; }
+  else if (!more) return false;
   else if (op === JEQ && !sx && sop === ADD) { code = b.code; nk = (k - s.k) >>> 0; }
   else if (op === JEQ && !sx && sop === XOR) { code = b.code; nk = (k ^ s.k) >>> 0; }
-  else if (op === JEQ && sx && (sop === SUB || sop === XOR) && k === 0) { code = 0x05 | JEQ | SRC_X; }
-  else if (op === JEQ && sop === AND && k === 0) { code = 0x05 | JSET | (sx ? SRC_X : SRC_K); nk = sx ? 0 : s.k; swap = true; }
+  else if (op === JEQ && sx && sop === XOR && k === 0) { code = 0x05 | JEQ | SRC_X; }
+  else if (op === JEQ && sx && sop === AND && k === 0) { code = 0x05 | JSET | SRC_X; swap = true; }
   else if (op === JGT && sop === AND && !sx && k === 0) { code = 0x05 | JSET; nk = s.k; }
   else if (op === JEQ && sop === AND && !sx && k === s.k && k !== 0 && (k & (k - 1)) === 0) { code = 0x05 | JSET; nk = k; }
   if (code < 0) return false;
