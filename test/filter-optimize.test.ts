@@ -13,6 +13,7 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
+import { modelRun } from './support/bpf-model.js';
 import { Arena } from '../bindings/arena.js';
 import { BpfFilter, parseDdd, runFilter, validateProgram, type BpfInstruction } from '../bindings/bpf.js';
 import { PcapReader } from '../bindings/pcap/index.js';
@@ -356,78 +357,9 @@ describe('optimizer: loads, constants and traps', () => {
 
 // ---------------------------------------------------------------- random programs
 
-/**
- * libpcap's bpf_filter semantics (as in test/support/bpf-model.ts), also telling
- * whether a load went past the captured bytes on the path taken.
- */
-function reference(
-  prog: BpfInstruction[],
-  pkt: Uint8Array,
-  wirelen: number,
-  trace?: (pc: number, a: number, x: number) => void,
-): { verdict: number; outOfBounds: boolean } {
-  const caplen = pkt.length;
-  let A = 0, X = 0;
-  const M = new Array<number>(16).fill(0);
-  const oob = { verdict: 0, outOfBounds: true };
-  const word = (i: number) => ((pkt[i] << 24) | (pkt[i + 1] << 16) | (pkt[i + 2] << 8) | pkt[i + 3]) >>> 0;
-  const half = (i: number) => (pkt[i] << 8) | pkt[i + 1];
-  for (let pc = 0; ; pc++) {
-    const { code, jt, jf, k } = prog[pc];
-    trace?.(pc, A, X);
-    switch (code) {
-      case 0x06: return { verdict: k >>> 0, outOfBounds: false };
-      case 0x16: return { verdict: A >>> 0, outOfBounds: false };
-      case 0x20: if (k + 4 > caplen) return oob; A = word(k); break;
-      case 0x28: if (k + 2 > caplen) return oob; A = half(k); break;
-      case 0x30: if (k + 1 > caplen) return oob; A = pkt[k]; break;
-      case 0x80: A = wirelen; break;
-      case 0x81: X = wirelen; break;
-      case 0x40: if (X + k + 4 > caplen) return oob; A = word(X + k); break;
-      case 0x48: if (X + k + 2 > caplen) return oob; A = half(X + k); break;
-      case 0x50: if (X + k + 1 > caplen) return oob; A = pkt[X + k]; break;
-      case 0xb1: if (k + 1 > caplen) return oob; X = (pkt[k] & 0xf) << 2; break;
-      case 0x00: A = k; break;
-      case 0x01: X = k; break;
-      case 0x60: A = M[k]; break;
-      case 0x61: X = M[k]; break;
-      case 0x02: M[k] = A; break;
-      case 0x03: M[k] = X; break;
-      case 0x05: pc += k; break;
-      case 0x15: pc += A === k ? jt : jf; break;
-      case 0x25: pc += A > k ? jt : jf; break;
-      case 0x35: pc += A >= k ? jt : jf; break;
-      case 0x45: pc += (A & k) >>> 0 ? jt : jf; break;
-      case 0x1d: pc += A === X ? jt : jf; break;
-      case 0x2d: pc += A > X ? jt : jf; break;
-      case 0x3d: pc += A >= X ? jt : jf; break;
-      case 0x4d: pc += (A & X) >>> 0 ? jt : jf; break;
-      case 0x04: A = (A + k) >>> 0; break;
-      case 0x14: A = (A - k) >>> 0; break;
-      case 0x24: A = Math.imul(A, k) >>> 0; break;
-      case 0x34: A = Math.floor(A / k) >>> 0; break;
-      case 0x94: A = (A % k) >>> 0; break;
-      case 0x54: A = (A & k) >>> 0; break;
-      case 0x44: A = (A | k) >>> 0; break;
-      case 0xa4: A = (A ^ k) >>> 0; break;
-      case 0x64: A = (A << k) >>> 0; break;
-      case 0x74: A = A >>> k; break;
-      case 0x0c: A = (A + X) >>> 0; break;
-      case 0x1c: A = (A - X) >>> 0; break;
-      case 0x2c: A = Math.imul(A, X) >>> 0; break;
-      case 0x3c: if (X === 0) return { verdict: 0, outOfBounds: false }; A = Math.floor(A / X) >>> 0; break;
-      case 0x9c: if (X === 0) return { verdict: 0, outOfBounds: false }; A = (A % X) >>> 0; break;
-      case 0x5c: A = (A & X) >>> 0; break;
-      case 0x4c: A = (A | X) >>> 0; break;
-      case 0xac: A = (A ^ X) >>> 0; break;
-      case 0x6c: A = X < 32 ? (A << X) >>> 0 : 0; break;
-      case 0x7c: A = X < 32 ? A >>> X : 0; break;
-      case 0x84: A = (-A) >>> 0; break;
-      case 0x07: X = A; break;
-      case 0x87: A = X; break;
-      default: throw new Error(`reference: opcode 0x${code.toString(16)}`);
-    }
-  }
+/** libpcap's bpf_filter semantics (test/support/bpf-model.ts), and whether a load went past the packet. */
+function reference(prog: BpfInstruction[], pkt: Uint8Array, wirelen: number, trace?: (pc: number, a: number, x: number) => void) {
+  return modelRun(prog, pkt, pkt.length, wirelen, trace);
 }
 
 // Programs that look like filters: loads at small offsets, header-length indexing,

@@ -5,6 +5,16 @@
 export interface Insn { code: number; jt: number; jf: number; k: number }
 
 export function modelFilter(prog: Insn[], pkt: Uint8Array, caplen: number, wirelen: number): number {
+  return modelRun(prog, pkt, caplen, wirelen).verdict;
+}
+
+/** The verdict, and whether it was a rejection because a load went past the captured bytes. */
+export function modelRun(
+  prog: Insn[], pkt: Uint8Array, caplen: number, wirelen: number,
+  trace?: (pc: number, a: number, x: number) => void,
+): { verdict: number; outOfBounds: boolean } {
+  const oob = { verdict: 0, outOfBounds: true };
+  const done = (verdict: number) => ({ verdict: verdict >>> 0, outOfBounds: false });
   const at = (i: number) => {
     if (i < 0 || i >= caplen) throw new Error(`model read outside packet at ${i}`);
     return pkt[i];
@@ -16,18 +26,19 @@ export function modelFilter(prog: Insn[], pkt: Uint8Array, caplen: number, wirel
   const M = new Array<number>(16).fill(0);
   for (let pc = 0; ; pc++) {
     const { code, jt, jf, k } = prog[pc];
+    trace?.(pc, A, X);
     switch (code) {
-      case 0x06: return k >>> 0;
-      case 0x16: return A >>> 0;
-      case 0x20: if (k > caplen || caplen - k < 4) return 0; A = word(k); break;
-      case 0x28: if (k > caplen || caplen - k < 2) return 0; A = half(k); break;
-      case 0x30: if (k >= caplen) return 0; A = at(k); break;
+      case 0x06: return done(k);
+      case 0x16: return done(A);
+      case 0x20: if (k > caplen || caplen - k < 4) return oob; A = word(k); break;
+      case 0x28: if (k > caplen || caplen - k < 2) return oob; A = half(k); break;
+      case 0x30: if (k >= caplen) return oob; A = at(k); break;
       case 0x80: A = wirelen; break;
       case 0x81: X = wirelen; break;
-      case 0x40: if (k > caplen || X > caplen - k || caplen - (X + k) < 4) return 0; A = word(X + k); break;
-      case 0x48: if (k > caplen || X > caplen - k || caplen - (X + k) < 2) return 0; A = half(X + k); break;
-      case 0x50: if (k >= caplen || X >= caplen - k) return 0; A = at(X + k); break;
-      case 0xb1: if (k >= caplen) return 0; X = (at(k) & 0xf) << 2; break;
+      case 0x40: if (k > caplen || X > caplen - k || caplen - (X + k) < 4) return oob; A = word(X + k); break;
+      case 0x48: if (k > caplen || X > caplen - k || caplen - (X + k) < 2) return oob; A = half(X + k); break;
+      case 0x50: if (k >= caplen || X >= caplen - k) return oob; A = at(X + k); break;
+      case 0xb1: if (k >= caplen) return oob; X = (at(k) & 0xf) << 2; break;
       case 0x00: A = k; break;
       case 0x01: X = k; break;
       case 0x60: A = M[k]; break;
@@ -56,8 +67,8 @@ export function modelFilter(prog: Insn[], pkt: Uint8Array, caplen: number, wirel
       case 0x0c: A = (A + X) >>> 0; break;
       case 0x1c: A = (A - X) >>> 0; break;
       case 0x2c: A = Math.imul(A, X) >>> 0; break;
-      case 0x3c: if (X === 0) return 0; A = Math.floor(A / X) >>> 0; break;
-      case 0x9c: if (X === 0) return 0; A = (A % X) >>> 0; break;
+      case 0x3c: if (X === 0) return done(0); A = Math.floor(A / X) >>> 0; break;
+      case 0x9c: if (X === 0) return done(0); A = (A % X) >>> 0; break;
       case 0x5c: A = (A & X) >>> 0; break;
       case 0x4c: A = (A | X) >>> 0; break;
       case 0xac: A = (A ^ X) >>> 0; break;
