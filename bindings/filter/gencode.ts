@@ -512,7 +512,7 @@ export class CodeGen {
       case 'ipv4':
         if (v.prefix !== undefined || v.mask !== undefined) return this.mcode(v.text, v.mask, v.prefix, q, pos);
         return this.ncode(v.text, 0, q, pos);
-      case 'ipv6': return this.mcode6(v.text, v.prefix ?? 128, v.prefix !== undefined, q, pos);
+      case 'ipv6': return this.mcode6(v.text, v.prefix ?? 128, q, pos);
       case 'mac': {
         if ((q.addr === 'host' || q.addr === 'default') && q.proto === 'link') {
           if (this.isPppoes) throw filterError('ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel', pos);
@@ -589,7 +589,7 @@ export class CodeGen {
     return this.host(n, m, q.proto, q.dir, 'net', pos);
   }
 
-  private mcode6(text: string, prefix: number, withPrefix: boolean, q: Qual, pos: number): Cond {
+  private mcode6(text: string, prefix: number, q: Qual, pos: number): Cond {
     const addr = parseIpv6(text);
     if (!addr) throw filterError(`invalid IPv6 address '${text}'`, pos);
     if (prefix > 128) throw filterError('mask length must be <= 128', pos);
@@ -605,7 +605,6 @@ export class CodeGen {
       case 'net':
         return this.host6(addr, mask, q.proto, q.dir, 'net', pos);
       default:
-        void withPrefix;
         throw filterError('invalid qualifier against IPv6 address', pos);
     }
   }
