@@ -85,9 +85,9 @@ describe('compileFilter agrees with libpcap', () => {
             try {
               program = compileFilter(c.expr, { optimize: optimized });
             } catch (e) {
-              // netpd's optimizer proves some filters empty that libpcap's does not
-              // (`-ip[8] < 0`); it refuses them as libpcap refuses those it proves
-              // empty. That agrees on packets only if libpcap's program accepts none.
+              // Should netpd's optimizer prove a filter empty that libpcap's does not, it
+              // refuses it as libpcap refuses those it proves empty. That agrees on
+              // packets only if libpcap's program accepts none.
               const empty = corpus.captures.every((name) => c.accepted[name].length === 0);
               if (!(optimized && empty && /rejects all packets/.test((e as Error).message))) throw e;
               continue;
