@@ -27,7 +27,7 @@ import { EventEmitter } from 'node:events';
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
 import { PID_NONE } from './core.js';
-import { loadProgram, toProgram, isDddText, BPF_MAXINSNS, type BpfProgram } from './bpf.js';
+import { loadProgram, toProgram, isDddText, type BpfProgram } from './bpf.js';
 import { Packet, PacketBatch } from './packet.js';
 import { toNetio, type Netio, type NetioLike } from './netio.js';
 import { compileFilter } from './filter/compile.js';
@@ -283,7 +283,6 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       return isDddText(description) ? toProgram(description) : compileFilter(description);
     }
     if (!Array.isArray(description)) throw new NetpdError('EBADDESC', 'a bpf description is an array of {code, jt, jf, k} or tcpdump -ddd text');
-    if (description.length > BPF_MAXINSNS) throw new NetpdError('EBADPROG', `program has ${description.length} instructions; classic BPF allows 1 to 4096`);
     return description;
   }
 

@@ -19,18 +19,12 @@ import { NetpdError } from '../errors.js';
 import type { BpfInstruction } from '../bpf.js';
 import type { Arith, IdValue, Node, Proto, Qual } from './ast.js';
 import { serviceToPort, protocolNumber } from './services.js';
-
-// ---- BPF opcodes used here ---------------------------------------------------------
-const LD = 0x00, LDX = 0x01, ST = 0x02, ALU = 0x04, JMP = 0x05, MISC = 0x07;
-const W = 0x00, H = 0x08, B = 0x10;
-const IMM = 0x00, ABS = 0x20, IND = 0x40, MEM = 0x60, LEN = 0x80, MSH = 0xa0;
-const ADD = 0x00, SUB = 0x10, MUL = 0x20, DIV = 0x30, OR = 0x40, AND = 0x50, LSH = 0x60, RSH = 0x70, NEG = 0x80, MOD = 0x90, XOR = 0xa0;
-const JEQ = 0x10, JGT = 0x20, JGE = 0x30, JSET = 0x40;
-const K = 0x00, X = 0x08;
-const TAX = 0x00;
+import {
+  LD, LDX, ST, ALU, JMP, W, H, B, IMM, ABS, IND, MEM, LEN, MSH, ADD, SUB, MUL, DIV, OR, AND, LSH, RSH, NEG, MOD, XOR,
+  JEQ, JGT, JGE, JSET, SRC_K, SRC_X, TAX, SKF_AD_OFF,
+} from './opcodes.js';
 
 const ETHERMTU = 1500;
-const SKF_AD_OFF = 0xfffff000;
 const SKF_AD_PKTTYPE = 4;
 const SKF_AD_IFINDEX = 8;
 const PACKET_OUTGOING = 4;
@@ -99,7 +93,6 @@ export class CodeGen {
   private offNl = 0;
   private offNlNosnap = 3;
   private labelStackDepth = 0;
-  private vlanStackDepth = 0;
   private isPppoes = false;
   private readonly regUsed = new Array<boolean>(16).fill(false);
   private curReg = 0;
@@ -120,8 +113,8 @@ export class CodeGen {
       case 'rel': return this.relation(node.code, node.l, node.r, node.reversed);
       case 'broadcast': return this.broadcast(node.proto, node.pos);
       case 'multicast': return this.multicast(node.proto, node.pos);
-      case 'less': return not(leaf([stmt(LD | W | LEN)], JMP | JGT | K, node.value));
-      case 'greater': return leaf([stmt(LD | W | LEN)], JMP | JGE | K, node.value);
+      case 'less': return not(leaf([stmt(LD | W | LEN)], JMP | JGT | SRC_K, node.value));
+      case 'greater': return leaf([stmt(LD | W | LEN)], JMP | JGE | SRC_K, node.value);
       case 'byte': return this.byteop(node.op, node.index, node.value);
       case 'vlan': return this.vlan(node.value, node.pos);
       case 'mpls': return this.mpls(node.value, node.pos);
@@ -131,9 +124,9 @@ export class CodeGen {
       // Direction and interface come from the kernel's ancillary data (SKF_AD_PKTTYPE,
       // SKF_AD_IFINDEX): live AF_PACKET sockets have them; in capture files the loads
       // fall outside the packet and reject it, as in libpcap's bpf_filter.
-      case 'outbound': return leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | K, PACKET_OUTGOING);
-      case 'inbound': return not(leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | K, PACKET_OUTGOING));
-      case 'ifindex': return leaf([stmt(LD | W | ABS, SKF_AD_OFF + SKF_AD_IFINDEX)], JMP | JEQ | K, node.value);
+      case 'outbound': return leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | SRC_K, PACKET_OUTGOING);
+      case 'inbound': return not(leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | SRC_K, PACKET_OUTGOING));
+      case 'ifindex': return leaf([stmt(LD | W | ABS, SKF_AD_OFF + SKF_AD_IFINDEX)], JMP | JEQ | SRC_K, node.value);
       case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
     }
   }
@@ -160,8 +153,8 @@ export class CodeGen {
 
   private ncmp(rel: Rel, offset: number, size: number, mask: number, jtype: number, reverse: boolean, v: number): Cond {
     const stmts = this.load(rel, offset, size);
-    if (mask >>> 0 !== 0xffffffff) stmts.push(stmt(ALU | AND | K, mask));
-    const b = leaf(stmts, JMP | jtype | K, v);
+    if (mask >>> 0 !== 0xffffffff) stmts.push(stmt(ALU | AND | SRC_K, mask));
+    const b = leaf(stmts, JMP | jtype | SRC_K, v);
     return reverse && (jtype === JGT || jtype === JGE) ? not(b) : b;
   }
 
@@ -246,7 +239,6 @@ export class CodeGen {
     }
     this.offLinkpl += 4;
     this.offLinktype += 4;
-    this.vlanStackDepth++;
     return b;
   }
 
@@ -287,7 +279,7 @@ export class CodeGen {
     const b0 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), not(this.cmp('llc', 0, H, 0xffff)));
     if (kind === undefined) return b0;
     const k = kind.toLowerCase();
-    if (k === 'i') return and(b0, not(leaf(this.load('llc', 2, B), JMP | JSET | K, 0x01)));
+    if (k === 'i') return and(b0, not(leaf(this.load('llc', 2, B), JMP | JSET | SRC_K, 0x01)));
     if (k === 's') return and(b0, this.mcmp('llc', 2, B, 0x01, 0x03));
     if (k === 'u') return and(b0, this.mcmp('llc', 2, B, 0x03, 0x03));
     if (k in LLC_S_SUBTYPES) return and(b0, this.mcmp('llc', 2, B, LLC_S_SUBTYPES[k], 0x0f));
@@ -315,7 +307,7 @@ export class CodeGen {
     switch (proto) {
       case 'default': case 'link':
         if (this.isPppoes) throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
-        return leaf(this.load('linkhdr', 0, B), JMP | JSET | K, 1);
+        return leaf(this.load('linkhdr', 0, B), JMP | JSET | SRC_K, 1);
       case 'ip':
         return and(this.linktype(ETHERTYPE.IP), this.ncmp('linkpl', 16, B, 0xffffffff, JGE, false, 224));
       case 'ip6':
@@ -332,7 +324,7 @@ export class CodeGen {
       case '>': return this.ncmp('packet', index, B, 0xffffffff, JGT, false, value);
       // libpcap builds `byte N & V` / `byte N | V` without the load of byte N (a long-
       // standing quirk of gen_byteop); netpd reproduces it to agree on every packet.
-      default: return not(leaf([stmt(ALU | (op === '|' ? OR : AND) | K, value)], JMP | JEQ | K, 0));
+      default: return not(leaf([stmt(ALU | (op === '|' ? OR : AND) | SRC_K, value)], JMP | JEQ | SRC_K, 0));
     }
   }
 
@@ -406,7 +398,7 @@ export class CodeGen {
 
   /** The IPv4 "not a later fragment" test (gen_ipfrag). */
   private ipfrag(): Cond {
-    return not(leaf(this.load('linkpl', 6, H), JMP | JSET | K, 0x1fff));
+    return not(leaf(this.load('linkpl', 6, H), JMP | JSET | SRC_K, 0x1fff));
   }
 
   // ---- hosts and networks ------------------------------------------------------------
@@ -707,7 +699,7 @@ export class CodeGen {
     if (imm === 0 && code === DIV) throw filterError('division by zero');
     if (imm === 0 && code === MOD) throw filterError('modulus by zero');
     if (imm !== null && imm > 31 && (code === LSH || code === RSH)) throw filterError('shift by more than 31 bits');
-    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg), stmt(ALU | X | code)];
+    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg), stmt(ALU | SRC_X | code)];
     this.freeReg(a0.reg);
     this.freeReg(a1.reg);
     const reg = this.allocReg();
@@ -735,7 +727,7 @@ export class CodeGen {
         break;
       }
       case 'sctp': case 'tcp': case 'udp': case 'icmp': case 'igmp': case 'igrp': case 'pim': case 'vrrp': case 'carp': {
-        stmts.push(this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | X), stmt(MISC | TAX), stmt(LD | IND | size, this.offLinkpl + this.offNl));
+        stmts.push(this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | SRC_X), stmt(TAX), stmt(LD | IND | size, this.offLinkpl + this.offNl));
         let b = and(this.protoAbbrev(a.proto, a.pos), this.ipfrag());
         if (check) b = and(check, b);
         check = and(this.protoAbbrev('ip', a.pos), b);
@@ -761,10 +753,10 @@ export class CodeGen {
     const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg)];
     let b: Cond;
     if (code === 'jeq') {
-      stmts.push(stmt(ALU | SUB | X));
-      b = leaf(stmts, JMP | JEQ | K, 0);
+      stmts.push(stmt(ALU | SUB | SRC_X));
+      b = leaf(stmts, JMP | JEQ | SRC_K, 0);
     } else {
-      b = leaf(stmts, JMP | (code === 'jgt' ? JGT : JGE) | X, 0);
+      b = leaf(stmts, JMP | (code === 'jgt' ? JGT : JGE) | SRC_X, 0);
     }
     if (reversed) b = not(b);
     this.freeReg(a0.reg);
