@@ -6,11 +6,10 @@ import { describe, it, expect, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { Arena } from '../bindings/arena.js';
 import { BpfFilter } from '../bindings/bpf.js';
-import { PcapReader } from '../bindings/pcap/index.js';
+import { loadCapture } from './support/captures.js';
 
 interface Case { expr: string; optimized: boolean; ddd: string; accepted: Record<string, number[]> }
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/bpf/libpcap.json', import.meta.url), 'utf8')) as { captures: string[]; cases: Case[] };
-const captureDir = new URL('./fixtures/captures/', import.meta.url);
 
 function hasBackwardJump(ddd: string): boolean {
   return ddd.trim().split('\n').slice(1).some((line) => {
@@ -26,16 +25,7 @@ describe('classic BPF interpreter agrees with libpcap', () => {
   const out = arena.burstVector(MAX);
 
   beforeAll(() => {
-    for (const name of fixture.captures) {
-      const reader = PcapReader.open(new URL(name, captureDir).pathname, { arena });
-      const vec = arena.burstVector(MAX);
-      let n = 0;
-      for (let got = reader.readBurst(vec, MAX); got > 0; got = reader.readBurst(vec.subarray(n), MAX - n)) n += got;
-      if (!reader.eof) throw new Error(`${name}: not read to the end (more than ${MAX} packets, or the arena ran out)`);
-      if (arena.stats.truncated > 0) throw new Error(`${name}: packets longer than a slot`);
-      reader.close();
-      loaded.set(name, { vec, n });
-    }
+    for (const name of fixture.captures) loaded.set(name, loadCapture(arena, name, MAX));
   });
 
   it(`covers at least 100 programs over the reference captures`, () => {

@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { compileFilter } from '../bindings/filter/compile.js';
 import { Arena } from '../bindings/arena.js';
 import { BpfFilter, formatDdd, parseDdd } from '../bindings/bpf.js';
-import { PcapReader } from '../bindings/pcap/index.js';
+import { loadCapture } from './support/captures.js';
 import { NetpdError } from '../bindings/errors.js';
 
 interface Case { expr: string; optimized: boolean; ddd: string; accepted: Record<string, number[]> }
@@ -65,15 +65,7 @@ describe('compileFilter agrees with libpcap', () => {
     const out = arena.burstVector(2048);
     const loaded = new Map<string, { vec: Uint32Array; n: number }>();
     beforeAll(() => {
-      for (const name of new Set(corpora.flatMap((c) => c.captures))) {
-        const reader = PcapReader.open(join(root, 'test/fixtures/captures', name), { arena });
-        const vec = arena.burstVector(2048);
-        let n = 0;
-        for (let got = reader.readBurst(vec, 2048); got > 0; got = reader.readBurst(vec.subarray(n), 2048 - n)) n += got;
-        if (!reader.eof) throw new Error(`${name}: not read to the end`);
-        reader.close();
-        loaded.set(name, { vec, n });
-      }
+      for (const name of new Set(corpora.flatMap((c) => c.captures))) loaded.set(name, loadCapture(arena, name, 2048));
     });
     for (const optimized of [false, true]) {
       it(optimized ? 'with the optimizer (tcpdump\'s default)' : 'without it (tcpdump -O)', () => {

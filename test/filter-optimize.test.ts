@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { modelRun } from './support/bpf-model.js';
 import { Arena } from '../bindings/arena.js';
 import { BpfFilter, parseDdd, runFilter, validateProgram, type BpfInstruction } from '../bindings/bpf.js';
-import { PcapReader } from '../bindings/pcap/index.js';
+import { loadCapture } from './support/captures.js';
 import { optimizeProgram, rejectsAll } from '../bindings/filter/optimize.js';
 import { Block, emit } from '../bindings/filter/optimize-cfg.js';
 
@@ -29,7 +29,6 @@ const corpora: Corpus[] = ['bpf', 'filter']
   .map((name) => ({ name, url: new URL(`./fixtures/${name}/libpcap.json`, import.meta.url) }))
   .filter(({ name, url }) => name === 'bpf' || existsSync(url))
   .map(({ name, url }) => ({ name, ...(JSON.parse(readFileSync(url, 'utf8')) as Omit<Corpus, 'name'>) }));
-const captureDir = new URL('./fixtures/captures/', import.meta.url);
 
 /** libpcap's `protochain` loops with a backward jump, which netpd (like Linux) refuses. */
 function hasBackwardJump(ddd: string): boolean {
@@ -50,14 +49,7 @@ describe('optimizer agrees with libpcap', () => {
   const out = arena.burstVector(MAX);
 
   beforeAll(() => {
-    for (const name of new Set(corpora.flatMap((c) => c.captures))) {
-      const reader = PcapReader.open(new URL(name, captureDir).pathname, { arena });
-      const vec = arena.burstVector(MAX);
-      let n = 0;
-      for (let got = reader.readBurst(vec, MAX); got > 0; got = reader.readBurst(vec.subarray(n), MAX - n)) n += got;
-      reader.close();
-      loaded.set(name, { vec, n });
-    }
+    for (const name of new Set(corpora.flatMap((c) => c.captures))) loaded.set(name, loadCapture(arena, name, MAX));
   });
 
   function accepted(program: BpfInstruction[], name: string): number[] {
