@@ -34,7 +34,7 @@ import { compileFilter } from './filter/compile.js';
 
 export type FilterType = 'bpf';
 export type Description = BpfProgram | string;
-export type DropReason = 'nomatch' | 'owner-error' | 'unregistered';
+export type DropReason = 'nomatch' | 'owner-error' | 'unregistered' | 'noslot' | 'kernel';
 
 export interface DispatcherOptions {
   /** The description format: 'bpf' (classic BPF programs). */
@@ -109,7 +109,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   private readonly masks: number;
   private inCount = 0;
   private delivered = 0;
-  private readonly drops: Record<DropReason, number> = { nomatch: 0, 'owner-error': 0, unregistered: 0 };
+  private readonly drops: Record<DropReason, number> = { nomatch: 0, 'owner-error': 0, unregistered: 0, noslot: 0, kernel: 0 };
   private busy = false;
 
   private constructor(arena: Arena, options: DispatcherOptions) {
@@ -284,6 +284,16 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     }
     if (!Array.isArray(description)) throw new NetpdError('EBADDESC', 'a bpf description is an array of {code, jt, jf, k} or tcpdump -ddd text');
     return description;
+  }
+
+  /**
+   * For sources: counts packets that came in but never reached the dispatcher —
+   * `noslot` (the arena had no free slot) or `kernel` (the kernel dropped them for
+   * lack of buffer space) — so `in = delivered + dropped` covers them too.
+   */
+  countDrops(reason: 'noslot' | 'kernel', n: number): void {
+    this.inCount += n;
+    this.drops[reason] += n;
   }
 
   /** Counters: packets in, delivered, dropped by reason, per owner and default. */

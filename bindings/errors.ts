@@ -13,6 +13,7 @@ export type NetpdErrorCode =
   | 'EINVAL'     // an argument is out of range or of the wrong type
   | 'EPERM'      // missing privilege
   | 'ENODEV'     // no such network interface
+  | 'ENETDOWN'   // a network interface is down, or went down or away while in use
   | 'ENOTSUP'    // not supported on this system
   | 'EIO';       // an operating-system I/O error
 

@@ -28,3 +28,4 @@ export {
 } from './bpf.js';
 export { PcapReader, PcapWriter } from './pcap/index.js';
 export { compileFilter, type CompileOptions } from './filter/compile.js';
+export { AfPacketSource, type AfPacketOptions, type AfPacketStats, type FanoutOptions, type FanoutMode } from './live/afpacket.js';

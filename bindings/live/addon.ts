@@ -1,0 +1,90 @@
+// Loading the native AF_PACKET addon (addon/, built by node-gyp at install on Linux).
+//
+// The addon is optional: on systems other than Linux, or where the build failed, netpd
+// still works on capture files, and only opening a live source fails, with ENOTSUP
+// saying why and how to rebuild. The reason is remembered so every attempt says the same.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { NetpdError } from '../errors.js';
+
+/** Options the native PacketSocket constructor reads (see addon/binding.cc). */
+export interface NativeSocketOptions {
+  ifname: string;
+  receive: boolean;
+  promiscuous: boolean;
+  snaplen: number;
+  rxMode: 'ring' | 'mmsg';
+  txMode: 'mmsg' | 'ring';
+  ringBytes: number;
+  blockBytes: number;
+  blockTimeoutMs: number;
+  rcvbufBytes: number;
+  burst: number;
+  maxFrameBytes: number;
+  ignoreOutgoing: boolean;
+  qdiscBypass: boolean;
+  /** Four u32 per instruction: code, jt, jf, k. */
+  filter?: Uint32Array;
+  fanout?: { group: number; mode: number; flags: number };
+}
+
+/** Where the arena's fields are, as the addon needs them (addresses in `bytes`). */
+export interface NativeArenaLayout {
+  meta: number; data: number; slotSize: number; slotCount: number; metaSize: number;
+  capLen: number; wireLen: number; tsNs: number; ifIndex: number; flowHash: number; flags: number;
+  truncatedCounter: number;
+}
+
+/** A system-call failure as the addon throws it. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+}
+
+export interface NativeSocket {
+  readonly ifindex: number;
+  attach(bytes: Uint8Array, layout: NativeArenaLayout): void;
+  /** Fills vec[0..n) (slot indices at arena address `vec`); returns how many. */
+  receive(vec: number, n: number): number;
+  discard(n: number): number;
+  /** Sends vec[0..n); returns how many went, or -errno for a frame the link refused. */
+  send(vec: number, n: number): number;
+  stats(): { packets: number; drops: number };
+  pendingError(): NativeError | null;
+  poll(callback: ((status: number, events: number) => void) | null): void;
+  close(): void;
+}
+
+export interface NativeAddon {
+  PacketSocket: new (options: NativeSocketOptions) => NativeSocket;
+  fanout: { hash: number; lb: number; cpu: number; defrag: number; rollover: number };
+}
+
+let loaded: NativeAddon | undefined;
+let failure: NetpdError | undefined;
+
+const ADDON_PATH = fileURLToPath(new URL('../../build/Release/netpd_afpacket.node', import.meta.url));
+
+/** The addon, or ENOTSUP naming why it is not there. */
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  if (failure) throw failure;
+  if (process.platform !== 'linux') {
+    failure = new NetpdError('ENOTSUP', `live capture uses Linux AF_PACKET sockets; this is ${process.platform}. Capture files work everywhere`);
+    throw failure;
+  }
+  if (!existsSync(ADDON_PATH)) {
+    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon was not built (${ADDON_PATH} is missing); it needs python3, make and a C++ compiler: run "npm rebuild netpd" and read its output`);
+    throw failure;
+  }
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    return loaded;
+  } catch (cause) {
+    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon ${ADDON_PATH} does not load: ${(cause as Error).message}; run "npm rebuild netpd"`, { cause });
+    throw failure;
+  }
+}

@@ -1,0 +1,481 @@
+// AfPacketSource: a live Linux interface as a packet source (and sink) for the arena.
+//
+// Why. The dispatcher and everything above it work on arena slots and do not care
+// where the bytes came from; this swaps a capture file for a NIC. The native addon
+// (addon/) only moves frames between an AF_PACKET socket and slots chosen here.
+//
+// Receive. A libuv poll handle on the socket wakes us when frames are waiting; the
+// event loop never blocks. Each wake-up drains up to `budget` frames, `burstSize` at a
+// time: one call into the addon fills a burst of slots, one call into the dispatcher
+// (or the onBurst callback) hands the whole burst on, one call into the core frees
+// the source's references. Slots come from a stash: slots allocated but not yet
+// filled stay allocated for the next burst, so a trickle of traffic does not cost a
+// full burst's worth of allocation and freeing per wake-up.
+//
+// Accounting. Every frame the kernel accepted is counted once: received into a slot,
+// dropped by the kernel for lack of ring space (PACKET_STATISTICS tp_drops, reason
+// `kernel`), or read and thrown away because the arena had no free slot (`noslot`).
+// With a dispatcher both drop reasons are added to its counters, so its
+// `in = delivered + dropped` covers frames that never reached it.
+//
+// Transmit. send(vec, n) hands slots to the kernel and releases the references of
+// the frames it took; `transmit` is a netio (a dispatcher owner, say) that retains
+// what it is pushed, queues it and sends in bursts, releasing each slot when sent.
+//
+// Errors. Opening fails with EPERM (no CAP_NET_RAW, with how to grant it), ENODEV
+// (no such interface), ENETDOWN (interface down) or ENOTSUP (no addon, or not
+// Linux). An interface that goes down or disappears while open closes the source
+// and emits 'error' (ENETDOWN); nothing throws into the event loop.
+
+import { EventEmitter } from 'node:events';
+import { NetpdError } from '../errors.js';
+import type { Arena } from '../arena.js';
+import type { PacketDispatcher } from '../dispatcher.js';
+import { validateProgram, type BpfProgram } from '../bpf.js';
+import { compileFilter } from '../filter/compile.js';
+import type { Netio } from '../netio.js';
+import type { Packet, PacketBatch } from '../packet.js';
+import { loadAddon, type NativeError, type NativeSocket } from './addon.js';
+
+export type FanoutMode = 'hash' | 'cpu' | 'lb';
+
+export interface FanoutOptions {
+  /** Fanout group id (0..65535); sockets on one interface with the same id share its frames. */
+  group: number;
+  /** How frames are split: by flow hash (default), by receiving CPU, or round robin. */
+  mode?: FanoutMode;
+  /** Reassemble IP fragments before hashing, so all fragments of a datagram go to one member. */
+  defrag?: boolean;
+  /** Send to another member when the chosen one's ring is full, instead of dropping. */
+  rollover?: boolean;
+}
+
+export interface AfPacketOptions {
+  /** Where frames land. Give this or `dispatcher`. */
+  arena?: Arena;
+  /** Received bursts go to this dispatcher (and frames land in its arena). */
+  dispatcher?: PacketDispatcher;
+  /**
+   * Called with each received burst (slots vec[0..n)) when there is no dispatcher.
+   * The source frees its references after the call; retain what you keep.
+   */
+  onBurst?: (vec: Uint32Array, n: number) => void;
+  /** Receive frames not addressed to this host. Default true (as tcpdump). */
+  promiscuous?: boolean;
+  /** Bytes kept of each frame (default 262144; frames are also cut to the slot size). */
+  snaplen?: number;
+  /** A pcap-filter expression or a classic BPF program run by the kernel. */
+  filter?: string | BpfProgram;
+  /** Join a PACKET_FANOUT group. */
+  fanout?: FanoutOptions;
+  /** 'inout' (default, as tcpdump) or 'in': skip frames this host sends. */
+  direction?: 'inout' | 'in';
+  /** Frames per burst (default 256). */
+  burstSize?: number;
+  /** Most frames drained per wake-up before the event loop gets a turn (default 4096). */
+  budget?: number;
+  /** 'ring' (TPACKET_V3, default) or 'mmsg' (recvmmsg straight into slots). */
+  rxMode?: 'ring' | 'mmsg';
+  /** 'mmsg' (sendmmsg from the slots, default) or 'ring' (PACKET_TX_RING). */
+  txMode?: 'mmsg' | 'ring';
+  /** Bytes of the receive ring (ring mode, default 32 MiB) or socket buffer (mmsg mode). */
+  bufferBytes?: number;
+  /** Longest a partly filled ring block waits before it is handed over, in ms (default 2). */
+  blockTimeoutMs?: number;
+  /** Open for transmit only: no receive socket, no polling. Default false. */
+  transmitOnly?: boolean;
+  /** Bypass the qdisc layer on transmit (PACKET_QDISC_BYPASS). Default false. */
+  qdiscBypass?: boolean;
+  /** Frames the transmit netio may hold while the kernel is busy (default 4096). */
+  transmitQueue?: number;
+  /** Closes the source when aborted. */
+  signal?: AbortSignal;
+}
+
+export interface AfPacketStats {
+  /** Frames brought into the arena. */
+  received: number;
+  /** Their bytes on the wire. */
+  bytes: number;
+  /** PACKET_STATISTICS: frames the socket's filter accepted (including those then dropped), and drops for lack of ring space. */
+  kernel: { packets: number; drops: number };
+  /** Frames accepted but never delivered: `kernel` (ring or buffer full), `noslot` (arena empty). */
+  dropped: { kernel: number; noslot: number };
+  /** Frames handed to the kernel for transmission. */
+  sent: number;
+  /** Frames the link refused (too long for the MTU, say). */
+  sendErrors: number;
+  /** Frames the transmit netio dropped because its queue was full. */
+  transmitDrops: number;
+}
+
+const FANOUT_MODES: Record<FanoutMode, 'hash' | 'cpu' | 'lb'> = { hash: 'hash', cpu: 'cpu', lb: 'lb' };
+const EPOLL_ERRORS = ['ENETDOWN', 'ENODEV', 'ENXIO'];
+
+export class AfPacketSource extends EventEmitter {
+  /** The interface name. */
+  readonly name: string;
+  /** The kernel's interface index (what received packets carry as ifIndex). */
+  readonly ifIndex: number;
+  readonly arena: Arena;
+  readonly dispatcher: PacketDispatcher | undefined;
+
+  private native: NativeSocket | null;
+  private readonly onBurst: ((vec: Uint32Array, n: number) => void) | undefined;
+  private readonly burst: number;
+  private readonly budget: number;
+  private readonly rxVec: Uint32Array;
+  private readonly rxAddr: number;
+  private stashed = 0;
+  private readonly txVec: Uint32Array;
+  private txQueued = 0;
+  private txScheduled = false;
+  private readonly transmitNetio: Netio;
+  private readonly counters = { received: 0, bytes: 0, noslot: 0, sent: 0, sendErrors: 0, transmitDrops: 0 };
+  private kernel = { packets: 0, drops: 0 };
+  private readonly signal: AbortSignal | undefined;
+  private readonly onAbort: () => void;
+  private readonly receiving: boolean;
+
+  private constructor(name: string, native: NativeSocket, arena: Arena, options: AfPacketOptions) {
+    super();
+    this.name = name;
+    this.native = native;
+    this.ifIndex = native.ifindex;
+    this.arena = arena;
+    this.dispatcher = options.dispatcher;
+    this.onBurst = options.onBurst;
+    this.burst = options.burstSize ?? 256;
+    this.budget = options.budget ?? 4096;
+    this.rxVec = arena.burstVector(this.burst);
+    this.rxAddr = this.rxVec.byteOffset;
+    this.txVec = arena.burstVector(options.transmitQueue ?? 4096);
+    this.receiving = options.transmitOnly !== true;
+    const L = arena.layout;
+    native.attach(arena.bytes, {
+      meta: arena.view.getUint32(arena.base + L.arenaMeta, true),
+      data: arena.view.getUint32(arena.base + L.arenaData, true),
+      slotSize: arena.slotSize,
+      slotCount: arena.slotCount,
+      metaSize: L.metaSize,
+      capLen: L.metaCapLen,
+      wireLen: L.metaWireLen,
+      tsNs: L.metaTsNs,
+      ifIndex: L.metaIfIndex,
+      flowHash: L.metaFlowHash,
+      flags: L.metaFlags,
+      truncatedCounter: arena.base + L.arenaTruncated,
+    });
+    this.transmitNetio = {
+      push: (packet: Packet) => this.queue(packet.slot),
+      pushBatch: (batch: PacketBatch) => {
+        for (let i = 0; i < batch.length; i++) this.queue(batch.slots[batch.start + i]);
+      },
+    };
+    this.signal = options.signal;
+    this.onAbort = () => this.close();
+    this.signal?.addEventListener('abort', this.onAbort, { once: true });
+    if (this.receiving) native.poll((status) => this.onReadable(status));
+  }
+
+  /**
+   * Opens `iface`. Throws EPERM without CAP_NET_RAW, ENODEV for an unknown interface,
+   * ENETDOWN when it is down, EFILTER/EBADPROG for a bad filter, ENOTSUP where live
+   * capture is not available.
+   */
+  static open(iface: string, options: AfPacketOptions = {}): AfPacketSource {
+    if (typeof iface !== 'string' || iface.length === 0) throw new NetpdError('EINVAL', 'AfPacketSource.open needs an interface name');
+    options.signal?.throwIfAborted();
+    const arena = options.dispatcher?.arena ?? options.arena;
+    if (!arena) throw new NetpdError('EINVAL', 'AfPacketSource.open needs an arena or a dispatcher');
+    if (options.dispatcher && options.arena && options.arena !== options.dispatcher.arena) {
+      throw new NetpdError('EINVAL', "the arena given is not the dispatcher's arena");
+    }
+    if (options.dispatcher && options.onBurst) throw new NetpdError('EINVAL', 'give a dispatcher or onBurst, not both');
+    const snaplen = integer(options.snaplen ?? 262144, 'snaplen', 1, 262144);
+    const burst = integer(options.burstSize ?? 256, 'burstSize', 1, 65536);
+    integer(options.budget ?? 4096, 'budget', 1, 1 << 24);
+    integer(options.transmitQueue ?? 4096, 'transmitQueue', 1, 1 << 20);
+    const bufferBytes = integer(options.bufferBytes ?? 32 << 20, 'bufferBytes', 1 << 16, 1 << 30);
+    const blockBytes = 1 << 20;
+    const addon = loadAddon();
+    let fanout: { group: number; mode: number; flags: number } | undefined;
+    if (options.fanout) {
+      const f = options.fanout;
+      const mode = FANOUT_MODES[f.mode ?? 'hash'];
+      if (!mode) throw new NetpdError('EINVAL', `fanout mode must be hash, cpu or lb, got "${String(f.mode)}"`);
+      fanout = {
+        group: integer(f.group, 'fanout.group', 0, 65535),
+        mode: addon.fanout[mode],
+        flags: (f.defrag ? addon.fanout.defrag : 0) | (f.rollover ? addon.fanout.rollover : 0),
+      };
+    }
+    let native: NativeSocket;
+    try {
+      native = new addon.PacketSocket({
+        ifname: iface,
+        receive: options.transmitOnly !== true,
+        promiscuous: options.promiscuous ?? true,
+        snaplen,
+        rxMode: options.rxMode ?? 'ring',
+        txMode: options.txMode ?? 'mmsg',
+        ringBytes: Math.max(bufferBytes, 2 * blockBytes),
+        blockBytes,
+        blockTimeoutMs: integer(options.blockTimeoutMs ?? 2, 'blockTimeoutMs', 1, 60000),
+        rcvbufBytes: bufferBytes,
+        burst,
+        maxFrameBytes: arena.slotSize,
+        ignoreOutgoing: options.direction === 'in',
+        qdiscBypass: options.qdiscBypass ?? false,
+        filter: options.filter === undefined ? undefined : kernelFilter(options.filter, snaplen),
+        fanout,
+      });
+    } catch (err) {
+      throw openError(iface, err);
+    }
+    return new AfPacketSource(iface, native, arena, options);
+  }
+
+  /** True until close(). */
+  get open(): boolean {
+    return this.native !== null;
+  }
+
+  /** The transmit netio: pushed packets are retained, sent in bursts, then released. */
+  get transmit(): Netio {
+    return this.transmitNetio;
+  }
+
+  /**
+   * Sends vec[0..n) and releases the references of the frames the kernel took (and of
+   * frames the link refused, counted in sendErrors). Returns how many it consumed,
+   * from the front; the rest (kernel busy) are still the caller's.
+   */
+  send(vec: Uint32Array, n: number): number {
+    return this.sendAt(this.arena.addressOf(vec, n), n);
+  }
+
+  private sendAt(addr: number, n: number): number {
+    const native = this.live();
+    const { core, base } = this.arena;
+    let done = 0;
+    while (done < n) {
+      const r = native.send(addr + done * 4, n - done);
+      if (r > 0) {
+        core.arena_free_burst(base, addr + done * 4, r);
+        this.counters.sent += r;
+        done += r;
+      } else if (r < 0) {
+        core.arena_free_burst(base, addr + done * 4, 1);
+        this.counters.sendErrors++;
+        done++;
+      } else {
+        break;
+      }
+    }
+    return done;
+  }
+
+  private queue(slot: number): void {
+    if (this.native === null || this.txQueued === this.txVec.length) {
+      this.counters.transmitDrops++;
+      return;
+    }
+    this.arena.retain(slot);
+    this.txVec[this.txQueued++] = slot;
+    if (this.txQueued >= this.burst) this.flush();
+    else this.scheduleFlush();
+  }
+
+  /** Sends what the transmit netio holds; returns how many are still queued. */
+  flush(): number {
+    if (this.txQueued === 0 || this.native === null) return this.txQueued;
+    const sent = this.sendAt(this.txVec.byteOffset, this.txQueued);
+    this.txVec.copyWithin(0, sent, this.txQueued);
+    this.txQueued -= sent;
+    if (this.txQueued > 0) this.scheduleFlush();
+    return this.txQueued;
+  }
+
+  private scheduleFlush(): void {
+    if (this.txScheduled) return;
+    this.txScheduled = true;
+    setImmediate(() => {
+      this.txScheduled = false;
+      this.flush();
+    });
+  }
+
+  private onReadable(status: number): void {
+    if (this.native === null) return;
+    if (status < 0) {
+      this.fail(new NetpdError('EIO', `polling ${this.name} failed (libuv status ${status})`));
+      return;
+    }
+    if (this.drain() === 0) {
+      // Woken with nothing to read: the socket has an error (interface down or gone).
+      const err = this.native.pendingError();
+      if (err) this.fail(liveError(this.name, err));
+    }
+  }
+
+  /** Reads up to the budget of waiting frames now; returns how many were taken off the socket. */
+  drain(): number {
+    const native = this.live();
+    const { core, base } = this.arena;
+    let left = this.budget;
+    let taken = 0;
+    while (left > 0 && this.native !== null) {
+      if (this.stashed < this.burst) {
+        this.stashed += core.arena_alloc_burst(base, this.rxAddr + this.stashed * 4, this.burst - this.stashed);
+      }
+      if (this.stashed === 0) {
+        // The arena is empty: take the frames off the socket so they are counted, not stuck.
+        const d = native.discard(Math.min(left, this.burst));
+        if (d === 0) break;
+        this.counters.noslot += d;
+        this.dispatcher?.countDrops('noslot', d);
+        left -= d;
+        taken += d;
+        continue;
+      }
+      const want = Math.min(this.stashed, left);
+      const k = native.receive(this.rxAddr, want);
+      if (k === 0) break;
+      this.deliver(k);
+      left -= k;
+      taken += k;
+      if (k < want) break;
+    }
+    return taken;
+  }
+
+  private deliver(k: number): void {
+    const { core, base } = this.arena;
+    let bytes = 0;
+    for (let i = 0; i < k; i++) bytes += this.arena.wireLen(this.rxVec[i]);
+    this.counters.received += k;
+    this.counters.bytes += bytes;
+    try {
+      if (this.dispatcher) this.dispatcher.dispatchBurst(this.rxVec, k);
+      else if (this.onBurst) this.onBurst(this.rxVec, k);
+    } catch (err) {
+      this.emitError(err instanceof Error ? err : new Error(String(err)));
+    } finally {
+      core.arena_free_burst(base, this.rxAddr, k);
+      this.rxVec.copyWithin(0, k, this.stashed);
+      this.stashed -= k;
+    }
+  }
+
+  /** Counters; reading them also collects the kernel's (PACKET_STATISTICS). */
+  stats(): AfPacketStats {
+    this.collectKernelStats();
+    const c = this.counters;
+    return {
+      received: c.received,
+      bytes: c.bytes,
+      kernel: { ...this.kernel },
+      dropped: { kernel: this.kernel.drops, noslot: c.noslot },
+      sent: c.sent,
+      sendErrors: c.sendErrors,
+      transmitDrops: c.transmitDrops,
+    };
+  }
+
+  private collectKernelStats(): void {
+    if (this.native === null || !this.receiving) return;
+    const s = this.native.stats();
+    const newDrops = s.drops - this.kernel.drops;
+    this.kernel = { packets: s.packets, drops: s.drops };
+    if (newDrops > 0) this.dispatcher?.countDrops('kernel', newDrops);
+  }
+
+  /**
+   * Stops receiving, drains what is already waiting (up to one budget), sends what
+   * the transmit netio still holds if the kernel takes it (the rest is counted in
+   * transmitDrops), collects the final kernel counters, frees every slot the source
+   * holds and closes the sockets. Idempotent; emits 'close'.
+   */
+  close(): void {
+    const native = this.native;
+    if (native === null) return;
+    native.poll(null);
+    if (this.receiving) {
+      try { this.drain(); } catch { /* the socket may already be dead; its frames are the kernel's drops */ }
+      this.collectKernelStats();
+    }
+    this.flush();
+    if (this.txQueued > 0) {
+      this.counters.transmitDrops += this.txQueued;
+      this.arena.freeBurst(this.txVec, this.txQueued);
+      this.txQueued = 0;
+    }
+    if (this.stashed > 0) this.arena.freeBurst(this.rxVec, this.stashed);
+    this.stashed = 0;
+    this.native = null;
+    native.close();
+    this.signal?.removeEventListener('abort', this.onAbort);
+    this.emit('close');
+  }
+
+  private fail(err: NetpdError): void {
+    this.close();
+    this.emitError(err);
+  }
+
+  // 'error' without a listener would throw into libuv's callback and end the process;
+  // a live source reports instead and stays closed.
+  private emitError(err: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+    else process.emitWarning(err.message, { code: (err as NetpdError).code ?? 'NETPD' });
+  }
+
+  private live(): NativeSocket {
+    if (this.native === null) throw new NetpdError('EINVAL', `the source on ${this.name} is closed`);
+    return this.native;
+  }
+}
+
+function integer(v: number, name: string, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new NetpdError('EINVAL', `${name} must be an integer in ${min}..${max}, got ${v}`);
+  return v;
+}
+
+/** The kernel filter as four u32 per instruction. */
+function kernelFilter(filter: string | BpfProgram, snaplen: number): Uint32Array {
+  const program = typeof filter === 'string' ? compileFilter(filter, { snaplen }) : filter;
+  validateProgram(program);
+  const words = new Uint32Array(program.length * 4);
+  program.forEach((insn, i) => words.set([insn.code, insn.jt, insn.jf, insn.k >>> 0], i * 4));
+  return words;
+}
+
+function isNativeError(err: unknown): err is NativeError {
+  return err instanceof Error && typeof (err as NativeError).code === 'string' && typeof (err as NativeError).syscall === 'string';
+}
+
+function openError(iface: string, err: unknown): Error {
+  if (!isNativeError(err)) return err instanceof Error ? err : new Error(String(err));
+  const how = `${err.syscall}: ${err.code}`;
+  switch (err.code) {
+    case 'EPERM':
+    case 'EACCES':
+      return new NetpdError('EPERM', `opening a packet socket on ${iface} needs CAP_NET_RAW (${how}). Run as root, or grant the capability to node: sudo setcap cap_net_raw,cap_net_admin=eip "$(readlink -f "$(command -v node)")"`, { cause: err });
+    case 'ENODEV':
+      return new NetpdError('ENODEV', `no network interface named "${iface}" (${how}); see "ip link"`, { cause: err });
+    case 'ENETDOWN':
+      return new NetpdError('ENETDOWN', `interface ${iface} is down (${how}); bring it up with "ip link set ${iface} up"`, { cause: err });
+    case 'EAFNOSUPPORT':
+      return new NetpdError('ENOTSUP', `interface ${iface} is not an Ethernet link; netpd captures Ethernet frames (${how})`, { cause: err });
+    default:
+      return new NetpdError('EIO', `opening ${iface} failed: ${err.message}`, { cause: err, details: { syscall: err.syscall, errno: err.code } });
+  }
+}
+
+function liveError(iface: string, err: NativeError): NetpdError {
+  if (EPOLL_ERRORS.includes(err.code)) {
+    return new NetpdError('ENETDOWN', `interface ${iface} went down or was removed while open (${err.code}); the source is closed`, { cause: err });
+  }
+  return new NetpdError('EIO', `the packet socket on ${iface} failed: ${err.message}; the source is closed`, { cause: err });
+}
