@@ -77,6 +77,12 @@ struct KernelStats {
   uint64_t drops = 0;    // tp_drops: of those, dropped because the ring or buffer was full
 };
 
+// What receive() put into slots so far (so JavaScript need not walk the metadata).
+struct ReceiveTotals {
+  uint64_t packets = 0;
+  uint64_t wireBytes = 0;
+};
+
 class PacketSocket {
  public:
   // Opens and configures; on failure returns false and fills `error`.
@@ -101,6 +107,7 @@ class PacketSocket {
   bool stats(KernelStats& total, SysError& error);
   // The pending socket error (SO_ERROR, which clears it), 0 if none.
   int pendingError();
+  const ReceiveTotals& received() const { return received_; }
 
  private:
   bool setupRxRing(SysError& error);
@@ -120,6 +127,7 @@ class PacketSocket {
 
   SocketOptions options_;
   ArenaLayout arena_;
+  ReceiveTotals received_;
   int rxFd_ = -1;
   int txFd_ = -1;
   int ifindex_ = 0;

@@ -195,6 +195,8 @@ class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("packets", Napi::Number::New(env, double(stats_.packets)));
     o.Set("drops", Napi::Number::New(env, double(stats_.drops)));
+    o.Set("received", Napi::Number::New(env, double(socket_.received().packets)));
+    o.Set("bytes", Napi::Number::New(env, double(socket_.received().wireBytes)));
     return o;
   }
 

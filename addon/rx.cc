@@ -50,6 +50,8 @@ void PacketSocket::setMeta(uint32_t slot, uint32_t capLen, uint32_t wireLen, uin
   put32(m + arena_.ifIndex, uint32_t(ifindex_));
   put32(m + arena_.flowHash, flowHash);
   put32(m + arena_.flags, (truncated ? kSlotTruncated : 0) | (hasFlowHash ? kSlotHasFlowHash : 0));
+  received_.packets++;
+  received_.wireBytes += wireLen;
   if (truncated) __atomic_fetch_add(reinterpret_cast<uint32_t*>(arena_.mem + arena_.truncatedCounter), 1, __ATOMIC_RELAXED);
 }
 

@@ -155,23 +155,45 @@ export function arena_retain_burst(arena: usize, slots: usize, n: u32): void {
   }
 }
 
+// Drops one reference from each of slots[0..n) and moves the slots that reached zero
+// to the front, slots[0..k); returns k.
+function drop_references(arena: usize, slots: usize, n: u32): u32 {
+  let zero: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const slot = load<u32>(slots + (<usize>i << 2));
+    if (atomic.sub<i32>(slot_meta(arena, slot) + REFCOUNT, 1) == 1) {
+      store<u32>(slots + (<usize>zero << 2), slot);
+      zero++;
+    }
+  }
+  return zero;
+}
+
 /**
  * Drops one reference from each of slots[0..n); slots that reach zero go back to the
  * free list in one burst. The vector is reused as scratch: on return its first
  * entries are the freed slots. Returns how many were freed. Thread-safe.
  */
 export function arena_free_burst(arena: usize, slots: usize, n: u32): u32 {
-  let freed: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    const slot = load<u32>(slots + (<usize>i << 2));
-    if (atomic.sub<i32>(slot_meta(arena, slot) + REFCOUNT, 1) == 1) {
-      store<u32>(slots + (<usize>freed << 2), slot);
-      freed++;
-    }
-  }
+  const freed = drop_references(arena, slots, n);
   // The ring holds every slot, so the enqueue cannot come up short.
   if (freed > 0) ring_enqueue_burst(freeRing(arena), slots, freed);
   return freed;
+}
+
+/**
+ * Like arena_free_burst, except that the slots whose last reference this was stay
+ * with the caller, allocated again (reference count 1), in slots[0..k); returns k.
+ * A source refills these slots next instead of cycling through the whole arena, so
+ * the slots it writes are still in cache (DPDK's per-core mempool cache, for the same
+ * reason). Slots an owner still holds are left to it. Thread-safe.
+ */
+export function arena_reclaim_burst(arena: usize, slots: usize, n: u32): u32 {
+  const k = drop_references(arena, slots, n);
+  for (let i: u32 = 0; i < k; i++) {
+    atomic.store<i32>(slot_meta(arena, load<u32>(slots + (<usize>i << 2))) + REFCOUNT, 1);
+  }
+  return k;
 }
 
 /** Free slots right now (a snapshot). */

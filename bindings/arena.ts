@@ -154,6 +154,20 @@ export class Arena {
     this.core.arena_free_burst(this.base, this.scratch.byteOffset, 1);
   }
 
+  /**
+   * Maps every page of the arena's memory now (once per arena), so that no packet pays
+   * for a page fault later. WebAssembly memory is mapped lazily; a live source calls
+   * this before its first receive. An atomic add of zero writes nothing any other
+   * thread could see, so it is safe while slots are in use.
+   */
+  prefault(): void {
+    if (this.prefaulted) return;
+    const w = this.words;
+    for (let i = 0; i < w.length; i += 1024) Atomics.add(w, i, 0);
+    this.prefaulted = true;
+  }
+  private prefaulted = false;
+
   /** Free slots right now. */
   get free(): number {
     return this.core.arena_free_count(this.base);

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// The netpd command, with tcpdump's habits: -r FILE, -i IFACE, -c COUNT.
+// The netpd command, with tcpdump's habits: -r FILE, -i IFACE, -c COUNT, -w FILE.
 //
-//   netpd run [-r FILE | -i IFACE] [--rule NAME=DESC]... [-c COUNT] [--json]
+//   netpd run [-r FILE | -i IFACE [-w FILE] [EXPR]] [--rule NAME=DESC]... [-c COUNT] [--json]
+//   netpd send -i IFACE -r FILE [--pps N] [--loop N] [--json]
 //   netpd filter -r FILE --program FILE.ddd
 //
-// `run` dispatches a capture (the bundled sample by default) to one owner per rule
-// and prints per-owner counters; it stops at -c, at the end of the file, or on
-// SIGINT/SIGTERM, and always prints its final counters.
+// `run` dispatches a capture (the bundled sample by default) or a live interface to
+// one owner per rule and prints per-owner counters; it stops at -c, at the end of the
+// file, or on SIGINT/SIGTERM, and always prints its final counters. `send` replays a
+// capture's frames from the arena onto an interface.
 
 import { parseArgs } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
@@ -19,18 +21,22 @@ import { PacketDispatcher, type DispatcherStats } from './dispatcher.js';
 import { BpfFilter, parseDdd, type BpfProgram } from './bpf.js';
 import { compileFilter } from './filter/compile.js';
 import { formatProgram } from './filter/format.js';
-import { PcapReader } from './pcap/index.js';
+import { PcapReader, PcapWriter } from './pcap/index.js';
+import { AfPacketSource } from './live/afpacket.js';
 
 const SAMPLE = fileURLToPath(new URL('../samples/sample.pcap', import.meta.url));
 const SAMPLE_RULES = fileURLToPath(new URL('../samples/rules.json', import.meta.url));
 const BURST = 256;
 
 const USAGE = `usage:
-  netpd run [-r FILE | -i IFACE] [--rule NAME=EXPR]... [-c COUNT] [--json]
+  netpd run [-r FILE | -r -] [--rule NAME=EXPR]... [-c COUNT] [--json]
+  netpd run -i IFACE [-w FILE] [--rule NAME=EXPR]... [-c COUNT] [--json] [EXPR]
+  netpd send -i IFACE -r FILE [--pps N] [--loop N] [--json]
   netpd filter -r FILE (EXPR | --program FILE.ddd)
   netpd compile [-d | -dd | -ddd] [-O0] EXPR
 EXPR is a pcap-filter expression (tcpdump's); NAME=@FILE.ddd takes a tcpdump -ddd program.
--r - reads standard input. Without -r and -i, run dispatches the bundled sample to its rules.`;
+-r - reads standard input. Without -r and -i, run dispatches the bundled sample to its rules.
+With -i, a trailing EXPR is run by the kernel, so what it rejects never reaches netpd.`;
 
 interface Rule {
   name: string;
@@ -44,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'filter':
       return filter(rest);
+    case 'send':
+      return send(rest);
     case 'compile':
       return compile(rest);
     case undefined:
@@ -85,14 +93,24 @@ function sampleRules(): Rule[] {
   return rules.map((r) => ({ name: r.name, program: compileFilter(r.expr) }));
 }
 
-function count(value: string | undefined, flag: string): number {
+function count(value: string | undefined, flag: string, what = 'packet count'): number {
   if (value === undefined) return Infinity;
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new NetpdError('EINVAL', `${flag} takes a positive packet count, got "${value}"`);
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new NetpdError('EINVAL', `${flag} takes a positive ${what}, got "${value}"`);
   return Number(value);
 }
 
+/** Resolves on SIGINT or SIGTERM (the handlers are removed by the returned cleanup). */
+function onStopSignal(stop: () => void): () => void {
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return () => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  };
+}
+
 async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args,
     options: {
       read: { type: 'string', short: 'r' },
@@ -100,15 +118,21 @@ async function run(args: string[]): Promise<number> {
       rule: { type: 'string', multiple: true },
       count: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
+      write: { type: 'string', short: 'w' },
     },
+    allowPositionals: true,
     strict: true,
   });
+  const limit = count(values.count, '-c');
   if (values.interface !== undefined) {
-    throw new NetpdError('ENOTSUP', 'live capture (-i) needs the AF_PACKET adapter, which this version does not include yet');
+    if (values.read !== undefined) throw new NetpdError('EINVAL', 'give -r FILE or -i IFACE, not both');
+    const rules = values.rule?.map(parseRule) ?? [];
+    return runLive(values.interface, rules, limit, values.write, positionals.join(' '), values.json === true);
   }
+  if (positionals.length > 0) throw new NetpdError('EINVAL', `unexpected "${positionals.join(' ')}": a trailing filter expression is for live capture (-i); for files use --rule NAME=EXPR`);
+  if (values.write !== undefined) throw new NetpdError('EINVAL', '-w writes a live capture; it needs -i IFACE');
   const file = values.read ?? SAMPLE;
   const rules = values.rule?.map(parseRule) ?? (values.read === undefined ? sampleRules() : []);
-  const limit = count(values.count, '-c');
   const arena = Arena.create({ slotSize: 2048, slotCount: 8192 });
   // The owners only count (the dispatcher keeps their counters), so they take whole runs.
   const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} } });
@@ -116,9 +140,7 @@ async function run(args: string[]): Promise<number> {
   const reader = openCapture(file, arena);
   const vec = arena.burstVector(BURST);
   let stop = false;
-  const onSignal = () => { stop = true; };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const removeSignals = onStopSignal(() => { stop = true; });
   const bar = progressBar(file, values.json === true);
   let packets = 0;
   let bursts = 0;
@@ -143,15 +165,170 @@ async function run(args: string[]): Promise<number> {
   } finally {
     bar?.stop();
     reader.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignals();
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const span = lastTs > firstTs ? lastTs - firstTs : 0;
   const report = pd.stats();
   if (values.json) process.stdout.write(`${JSON.stringify(jsonReport(report))}\n`);
-  else process.stdout.write(table(file, report, arena, span, seconds));
+  else process.stdout.write(table(`${displayName(file)}: ${report.in} packets over ${span.toFixed(3)} s of capture, dispatched in ${(seconds * 1000).toFixed(1)} ms`, report, arena, span));
   return 0;
+}
+
+// run -i IFACE: the same owners and report over a live interface. The trailing
+// expression is the kernel's filter; -c stops after COUNT packets reached the owners.
+async function runLive(iface: string, rules: Rule[], limit: number, write: string | undefined, kernelFilter: string, json: boolean): Promise<number> {
+  const arena = Arena.create({ slotSize: 2048, slotCount: 65536 });
+  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} } });
+  for (const r of rules) pd.register(r.program, { pushBatch: () => {} }, { name: r.name });
+  const writer = write === undefined ? undefined : PcapWriter.create(write, { nanosecond: true });
+  let packets = 0;
+  let finish: () => void = () => {};
+  const done = new Promise<void>((resolve) => { finish = resolve; });
+  let failure: Error | undefined;
+  const source = AfPacketSource.open(iface, {
+    arena,
+    filter: kernelFilter === '' ? undefined : kernelFilter,
+    onBurst(vec, n) {
+      const k = Math.min(n, limit - packets);
+      if (k <= 0) return;
+      pd.dispatchBurst(vec, k);
+      writer?.writeBurst(arena, vec, k);
+      packets += k;
+      if (packets >= limit) finish();
+    },
+  });
+  source.on('error', (err: Error) => { failure = err; finish(); });
+  source.on('close', () => finish());
+  const removeSignals = onStopSignal(() => finish());
+  process.stderr.write(`listening on ${iface}${kernelFilter ? ` (kernel filter: ${kernelFilter})` : ''}, ${rules.length} rule${rules.length === 1 ? '' : 's'}\n`);
+  const started = process.hrtime.bigint();
+  try {
+    await done;
+  } finally {
+    removeSignals();
+    source.close();
+    writer?.close();
+  }
+  if (failure) throw failure;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const live = source.stats();
+  // Frames the kernel or the arena dropped came in too: every accepted frame is counted once.
+  pd.countDrops('kernel', live.dropped.kernel);
+  pd.countDrops('noslot', live.dropped.noslot);
+  const report = pd.stats();
+  if (json) process.stdout.write(`${JSON.stringify({ ...jsonReport(report), kernel: live.kernel })}\n`);
+  else {
+    const head = `${iface}: ${report.in} packets in ${seconds.toFixed(3)} s (kernel: ${live.kernel.packets} accepted by the filter, ${live.kernel.drops} dropped)${writer ? `, ${writer.packetsWritten} written to ${write}` : ''}`;
+    process.stdout.write(table(head, report, arena, seconds));
+  }
+  return 0;
+}
+
+// send -i IFACE -r FILE: replays a capture's frames, in order, from the arena. A file
+// that fits in half the arena is read once and resent from the same slots on every loop.
+async function send(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      interface: { type: 'string', short: 'i' },
+      read: { type: 'string', short: 'r' },
+      pps: { type: 'string' },
+      loop: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (!values.interface || !values.read) throw new NetpdError('EINVAL', `send needs -i IFACE and -r FILE\n${USAGE}`);
+  const pps = values.pps === undefined ? 0 : count(values.pps, '--pps', 'rate in packets per second');
+  const loops = values.loop === undefined ? 1 : count(values.loop, '--loop', 'number of passes');
+  const arena = Arena.create({ slotSize: 16384, slotCount: 16384 });
+  const source = AfPacketSource.open(values.interface, { arena, transmitOnly: true });
+  const held = preload(values.read, arena);
+  const vec = arena.burstVector(BURST);
+  let stop = false;
+  const removeSignals = onStopSignal(() => { stop = true; });
+  let sent = 0;
+  let bytes = 0;
+  const started = process.hrtime.bigint();
+  const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
+  // Pacing: a burst goes when the schedule (sent / pps seconds) allows it, in bursts of
+  // at most 1 ms worth of packets, so the rate holds at any scale.
+  const burstCap = pps > 0 ? Math.max(1, Math.min(BURST, Math.floor(pps / 1000))) : BURST;
+  let bursts = 0;
+  try {
+    for (let pass = 0; pass < loops && !stop; pass++) {
+      const reader = held ? undefined : PcapReader.open(values.read, { arena });
+      try {
+        for (let at = 0; !stop; ) {
+          let n: number;
+          if (held) {
+            n = Math.min(burstCap, held.length - at);
+            if (n <= 0) break;
+            vec.set(held.subarray(at, at + n));
+            arena.retainBurst(vec, n);
+            at += n;
+          } else {
+            n = reader!.readBurst(vec, burstCap);
+            if (n === 0) break;
+          }
+          for (let i = 0; i < n; i++) bytes += arena.capLen(vec[i]);
+          let done = 0;
+          while (done < n && !stop) {
+            if (pps > 0) {
+              const ahead = sent / pps - elapsed();
+              if (ahead > 0.001) await new Promise((r) => setTimeout(r, ahead * 1000));
+            }
+            const k = source.send(vec.subarray(done), n - done);
+            sent += k;
+            done += k;
+            // The kernel is busy (socket buffer full): let it drain.
+            if (k === 0) await new Promise((r) => setImmediate(r));
+          }
+          if (done < n) {
+            for (let i = done; i < n; i++) bytes -= arena.capLen(vec[i]);
+            arena.freeBurst(vec.subarray(done), n - done);
+          }
+          if ((++bursts & 255) === 0) await new Promise((r) => setImmediate(r));
+        }
+      } finally {
+        reader?.close();
+      }
+    }
+  } finally {
+    removeSignals();
+    if (held) arena.freeBurst(held, held.length);
+  }
+  const seconds = elapsed();
+  const stats = source.stats();
+  source.close();
+  const report = { sent: stats.sent, bytes, seconds: Number(seconds.toFixed(6)), pps: Math.round(stats.sent / seconds), errors: stats.sendErrors };
+  if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  else process.stdout.write(`${values.interface}: sent ${report.sent} packets (${bytes} bytes) in ${seconds.toFixed(3)} s, ${report.pps} packets/s${report.errors ? `; ${report.errors} refused by the link (longer than the MTU?)` : ''}\n`);
+  return 0;
+}
+
+/** The file's packets held in arena slots, or undefined when they would take over half the arena. */
+function preload(file: string, arena: Arena): Uint32Array | undefined {
+  const reader = PcapReader.open(file, { arena });
+  const limit = arena.slotCount >>> 1;
+  const held = arena.burstVector(limit);
+  let n = 0;
+  try {
+    for (let k; n < limit && (k = reader.readBurst(held.subarray(n), Math.min(BURST, limit - n))) > 0; ) n += k;
+    if (n === limit) {
+      // More than fits: stream the file on every pass instead.
+      const probe = arena.burstVector(1);
+      if (reader.readBurst(probe, 1) > 0) {
+        arena.freeBurst(probe, 1);
+        arena.freeBurst(held, n);
+        return undefined;
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  return held.subarray(0, n);
 }
 
 // Like tcpdump, -r - reads the capture from standard input (a file, pipe or socket).
@@ -195,7 +372,7 @@ function jsonReport(s: DispatcherStats) {
   };
 }
 
-function table(file: string, s: DispatcherStats, arena: Arena, span: number, seconds: number): string {
+function table(title: string, s: DispatcherStats, arena: Arena, span: number): string {
   const rows = [...s.owners.map((o) => [o.name, o.packets, o.bytes] as const), ['(default)', s.default.packets, s.default.bytes] as const];
   const total = s.in || 1;
   const head = ['owner', 'packets', 'bytes', 'share', 'pkt/s'];
@@ -204,7 +381,7 @@ function table(file: string, s: DispatcherStats, arena: Arena, span: number, sec
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const drops = Object.entries(s.dropped).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ') || 'none';
   return [
-    `${displayName(file)}: ${s.in} packets over ${span.toFixed(3)} s of capture, dispatched in ${(seconds * 1000).toFixed(1)} ms`,
+    title,
     line(head),
     ...body.map(line),
     `drops: ${drops}; truncated to slot: ${arena.stats.truncated}`,

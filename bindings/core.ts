@@ -16,6 +16,7 @@ export interface CoreExports {
   arena_alloc_burst(arena: number, out: number, n: number): number;
   arena_retain_burst(arena: number, slots: number, n: number): void;
   arena_free_burst(arena: number, slots: number, n: number): number;
+  arena_reclaim_burst(arena: number, slots: number, n: number): number;
   arena_free_count(arena: number): number;
   ring_bytes(size: number): number;
   ring_init(ring: number, size: number, flags: number): number;

@@ -52,7 +52,8 @@ export interface NativeSocket {
   discard(n: number): number;
   /** Sends vec[0..n); returns how many went, or -errno for a frame the link refused. */
   send(vec: number, n: number): number;
-  stats(): { packets: number; drops: number };
+  /** Kernel counters (PACKET_STATISTICS, accumulated) and what receive() delivered. */
+  stats(): { packets: number; drops: number; received: number; bytes: number };
   pendingError(): NativeError | null;
   poll(callback: ((status: number, events: number) => void) | null): void;
   close(): void;
