@@ -53,7 +53,7 @@ const rows = [];
 
 // --- transmit ----------------------------------------------------------------
 log(`transmit: ${TX_PACKETS} frames of 64 bytes on the wire (60 + FCS), from one core`);
-for (const sender of ['netpd send', 'tcpreplay --topspeed']) {
+for (const sender of ['netpd send', 'netpd send --tx-mode ring', 'tcpreplay --topspeed']) {
   const r = await sendFrames(sender, TX_PACKETS);
   rows.push({ group: 'transmit', name: sender, pps: r.pps, sent: r.sent });
   log(`  ${sender.padEnd(22)} ${fmt(r.pps)} packets/s (${r.sent} sent)`);
@@ -135,8 +135,9 @@ function writeFrames(path) {
 
 async function sendFrames(sender, packets) {
   const loops = Math.ceil(packets / FRAMES);
-  if (sender === 'netpd send') {
-    const r = await lab.exec('taskset', ['-c', '0', 'node', here('../dist/cli.js'), 'send', '-i', lab.b, '-r', frames, '--loop', String(loops), '--json'], { ns: true });
+  if (sender.startsWith('netpd send')) {
+    const mode = sender.endsWith('ring') ? 'ring' : 'mmsg';
+    const r = await lab.exec('taskset', ['-c', '0', 'node', here('../dist/cli.js'), 'send', '-i', lab.b, '-r', frames, '--loop', String(loops), '--tx-mode', mode, '--json'], { ns: true });
     if (r.code !== 0) throw new Error(`netpd send failed: ${r.stderr}`);
     const j = JSON.parse(r.stdout.trim().split('\n').at(-1));
     return { sent: j.sent, pps: j.pps };

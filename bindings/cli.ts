@@ -2,7 +2,7 @@
 // The netpd command, with tcpdump's habits: -r FILE, -i IFACE, -c COUNT, -w FILE.
 //
 //   netpd run [-r FILE | -i IFACE [-w FILE] [EXPR]] [--rule NAME=DESC]... [-c COUNT] [--json]
-//   netpd send -i IFACE -r FILE [--pps N] [--loop N] [--json]
+//   netpd send -i IFACE -r FILE [--pps N] [--loop N] [--tx-mode mmsg|ring] [--json]
 //   netpd filter -r FILE --program FILE.ddd
 //
 // `run` dispatches a capture (the bundled sample by default) or a live interface to
@@ -31,7 +31,7 @@ const BURST = 256;
 const USAGE = `usage:
   netpd run [-r FILE | -r -] [--rule NAME=EXPR]... [-c COUNT] [--json]
   netpd run -i IFACE [-w FILE] [--rule NAME=EXPR]... [-c COUNT] [--json] [EXPR]
-  netpd send -i IFACE -r FILE [--pps N] [--loop N] [--json]
+  netpd send -i IFACE -r FILE [--pps N] [--loop N] [--tx-mode mmsg|ring] [--json]
   netpd filter -r FILE (EXPR | --program FILE.ddd)
   netpd compile [-d | -dd | -ddd] [-O0] EXPR
 EXPR is a pcap-filter expression (tcpdump's); NAME=@FILE.ddd takes a tcpdump -ddd program.
@@ -235,15 +235,18 @@ async function send(args: string[]): Promise<number> {
       read: { type: 'string', short: 'r' },
       pps: { type: 'string' },
       loop: { type: 'string' },
+      'tx-mode': { type: 'string' },
       json: { type: 'boolean' },
     },
     strict: true,
   });
+  const txMode = values['tx-mode'] ?? 'mmsg';
+  if (txMode !== 'mmsg' && txMode !== 'ring') throw new NetpdError('EINVAL', `--tx-mode is mmsg or ring, got "${txMode}"`);
   if (!values.interface || !values.read) throw new NetpdError('EINVAL', `send needs -i IFACE and -r FILE\n${USAGE}`);
   const pps = values.pps === undefined ? 0 : count(values.pps, '--pps', 'rate in packets per second');
   const loops = values.loop === undefined ? 1 : count(values.loop, '--loop', 'number of passes');
   const arena = Arena.create({ slotSize: 16384, slotCount: 16384 });
-  const source = AfPacketSource.open(values.interface, { arena, transmitOnly: true });
+  const source = AfPacketSource.open(values.interface, { arena, transmitOnly: true, txMode });
   const held = preload(values.read, arena);
   const vec = arena.burstVector(BURST);
   let stop = false;
