@@ -116,6 +116,7 @@ class PacketSocket {
   int receiveMmsg(uint32_t vec, uint32_t n);
   int sendMmsg(uint32_t vec, uint32_t n);
   int sendRing(uint32_t vec, uint32_t n);
+  int refusedByLink(const uint8_t* frame, uint32_t len, uint32_t mtu) const;
   bool validSlot(uint32_t slot) const { return slot < arena_.slotCount; }
   uint8_t* slotData(uint32_t slot) const { return arena_.mem + arena_.data + size_t(slot) * arena_.slotSize; }
   uint8_t* slotMeta(uint32_t slot) const { return arena_.mem + arena_.meta + size_t(slot) * arena_.metaSize; }
@@ -152,6 +153,7 @@ class PacketSocket {
   uint32_t txFrames_ = 0;
   uint32_t txFrameBytes_ = 0;
   uint32_t txHead_ = 0;
+  bool ethernet_ = true;           // ARPHRD_ETHER: one 802.1Q tag may pass the MTU by its 4 bytes
 };
 
 }  // namespace netpd

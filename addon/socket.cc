@@ -60,6 +60,7 @@ bool PacketSocket::open(const SocketOptions& options, SysError& error) {
   if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER && ifr.ifr_hwaddr.sa_family != ARPHRD_LOOPBACK) {
     return fail(error, "SIOCGIFHWADDR (link type is not Ethernet)", EAFNOSUPPORT);
   }
+  ethernet_ = ifr.ifr_hwaddr.sa_family == ARPHRD_ETHER;
   if (ioctl(rxFd_, SIOCGIFFLAGS, &ifr) != 0) return fail(error, "SIOCGIFFLAGS", errno);
   if (!(ifr.ifr_flags & IFF_UP)) return fail(error, "SIOCGIFFLAGS (interface is down)", ENETDOWN);
 

@@ -80,7 +80,12 @@ export interface AfPacketOptions {
   rxMode?: 'ring' | 'mmsg';
   /** 'mmsg' (sendmmsg from the slots, default) or 'ring' (PACKET_TX_RING). */
   txMode?: 'mmsg' | 'ring';
-  /** Bytes of the receive ring (ring mode, default 32 MiB) or socket buffer (mmsg mode). */
+  /**
+   * Bytes of the receive ring (ring mode, default 32 MiB, in blocks of 128 KiB or one
+   * slot, whichever is larger) or socket buffer (mmsg mode). A quiet link fills a block
+   * per blockTimeoutMs, so the default rides out a stall of the event loop of half a
+   * second at any rate up to what 32 MiB of frames holds.
+   */
   bufferBytes?: number;
   /** Longest a partly filled ring block waits before it is handed over, in ms (default 2). */
   blockTimeoutMs?: number;
@@ -88,6 +93,11 @@ export interface AfPacketOptions {
   transmitOnly?: boolean;
   /** Bypass the qdisc layer on transmit (PACKET_QDISC_BYPASS). Default false. */
   qdiscBypass?: boolean;
+  /**
+   * How often the kernel's counters (PACKET_STATISTICS) are merged into the source's
+   * and the dispatcher's, in ms (default 1000; 0 reads them only in stats() and close()).
+   */
+  statsIntervalMs?: number;
   /** Frames the transmit netio may hold while the kernel is busy (default 4096). */
   transmitQueue?: number;
   /** Closes the source when aborted. */
@@ -112,6 +122,9 @@ export interface AfPacketStats {
 }
 
 const FANOUT_MODES: Record<FanoutMode, 'hash' | 'cpu' | 'lb'> = { hash: 'hash', cpu: 'cpu', lb: 'lb' };
+const RING_BLOCK_BYTES = 128 << 10;
+/** Room for the block descriptor and a tpacket3_hdr + sockaddr_ll ahead of a frame. */
+const RING_FRAME_HEADER_BYTES = 256;
 const EPOLL_ERRORS = ['ENETDOWN', 'ENODEV', 'ENXIO'];
 
 export class AfPacketSource extends EventEmitter {
@@ -139,6 +152,7 @@ export class AfPacketSource extends EventEmitter {
   private readonly signal: AbortSignal | undefined;
   private readonly onAbort: () => void;
   private readonly receiving: boolean;
+  private readonly statsTimer: NodeJS.Timeout | undefined;
 
   private constructor(name: string, native: NativeSocket, arena: Arena, options: AfPacketOptions) {
     super();
@@ -181,7 +195,13 @@ export class AfPacketSource extends EventEmitter {
     // Fault the arena in now: a slot's first use would otherwise cost a page fault
     // (and a zeroed page) in the middle of a burst.
     arena.prefault();
-    if (this.receiving) native.poll((status) => this.onReadable(status));
+    if (this.receiving) {
+      native.poll((status) => this.onReadable(status));
+      // The kernel's drop counter is read (and reset) only on request; reading it on a
+      // timer keeps the dispatcher's kernel drops current between stats() calls.
+      const every = options.statsIntervalMs ?? 1000;
+      if (every > 0) this.statsTimer = setInterval(() => this.refreshStats(), every).unref();
+    }
   }
 
   /**
@@ -202,8 +222,12 @@ export class AfPacketSource extends EventEmitter {
     const burst = integer(options.burstSize ?? 256, 'burstSize', 1, 65536);
     integer(options.budget ?? 4096, 'budget', 1, 1 << 24);
     integer(options.transmitQueue ?? 4096, 'transmitQueue', 1, 1 << 20);
+    integer(options.statsIntervalMs ?? 1000, 'statsIntervalMs', 0, 1 << 30);
     const bufferBytes = integer(options.bufferBytes ?? 32 << 20, 'bufferBytes', 1 << 16, 1 << 30);
-    const blockBytes = 1 << 20;
+    // A partly filled block is handed over when blockTimeoutMs runs out, so a slow
+    // trickle spends a block per timeout: the ring's block count, not its bytes, is how
+    // long the loop may stall. Blocks just large enough for a whole slot keep it high.
+    const blockBytes = Math.max(RING_BLOCK_BYTES, 2 ** Math.ceil(Math.log2(arena.slotSize + RING_FRAME_HEADER_BYTES)));
     const addon = loadAddon();
     let fanout: { group: number; mode: number; flags: number } | undefined;
     if (options.fanout) {
@@ -314,15 +338,22 @@ export class AfPacketSource extends EventEmitter {
 
   private onReadable(status: number): void {
     if (this.native === null) return;
-    if (status < 0) {
-      this.fail(new NetpdError('EIO', `polling ${this.name} failed (libuv status ${status})`));
+    // libuv reports a socket error (EPOLLERR) as a negative status and stops polling; frames the
+    // kernel queued before the error are still there, so take them first, then name the error.
+    let taken: number;
+    try {
+      taken = this.drain();
+    } catch (err) {
+      // recvmmsg hands the socket's error (ENETDOWN) to the first read after it.
+      if (!isNativeError(err)) throw err;
+      this.fail(liveError(this.name, err));
       return;
     }
-    if (this.drain() === 0) {
-      // Woken with nothing to read: the socket has an error (interface down or gone).
-      const err = this.native.pendingError();
-      if (err) this.fail(liveError(this.name, err));
-    }
+    if (this.native === null) return;
+    if (status >= 0 && taken > 0) return;
+    const err = this.native.pendingError();
+    if (err) this.fail(liveError(this.name, err));
+    else if (status < 0) this.fail(new NetpdError('EIO', `polling ${this.name} failed (libuv status ${status}); the source is closed`));
   }
 
   /** Reads up to the budget of waiting frames now; returns how many were taken off the socket. */
@@ -386,6 +417,15 @@ export class AfPacketSource extends EventEmitter {
     };
   }
 
+  private refreshStats(): void {
+    try {
+      this.collectStats();
+    } catch (err) {
+      if (!isNativeError(err)) throw err;
+      this.fail(liveError(this.name, err));
+    }
+  }
+
   private collectStats(): void {
     if (this.native === null || !this.receiving) return;
     const s = this.native.stats();
@@ -405,6 +445,7 @@ export class AfPacketSource extends EventEmitter {
     const native = this.native;
     if (native === null) return;
     native.poll(null);
+    clearInterval(this.statsTimer);
     if (this.receiving) {
       try { this.drain(); } catch { /* the socket may already be dead; its frames are the kernel's drops */ }
       this.collectStats();
@@ -470,11 +511,15 @@ function openError(iface: string, err: unknown): Error {
       return new NetpdError('ENODEV', `no network interface named "${iface}" (${how}); see "ip link"`, { cause: err });
     case 'ENETDOWN':
       return new NetpdError('ENETDOWN', `interface ${iface} is down (${how}); bring it up with "ip link set ${iface} up"`, { cause: err });
+    case 'EINVAL':
+      if (err.syscall === 'PACKET_FANOUT') {
+        return new NetpdError('EINVAL', `fanout group on ${iface} refused (${how}): a group exists with another mode or flags, or on another interface; every member must open it alike`, { cause: err });
+      }
+      break;
     case 'EAFNOSUPPORT':
       return new NetpdError('ENOTSUP', `interface ${iface} is not an Ethernet link; netpd captures Ethernet frames (${how})`, { cause: err });
-    default:
-      return new NetpdError('EIO', `opening ${iface} failed: ${err.message}`, { cause: err, details: { syscall: err.syscall, errno: err.code } });
   }
+  return new NetpdError('EIO', `opening ${iface} failed: ${err.message}`, { cause: err, details: { syscall: err.syscall, errno: err.code } });
 }
 
 function liveError(iface: string, err: NativeError): NetpdError {
