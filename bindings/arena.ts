@@ -45,8 +45,10 @@ export class Arena {
   /** @internal */ readonly core: CoreExports;
   /** @internal */ readonly layout: Layout;
   /** @internal */ readonly base: number;
-  private readonly metaBase: number;
-  private readonly dataBase: number;
+  /** @internal Address of slot 0's metadata; slot i's is metaBase + i * layout.metaSize. */
+  readonly metaBase: number;
+  /** @internal Address of slot 0's bytes; slot i's are at dataBase + i * slotSize. */
+  readonly dataBase: number;
   private readonly metaWords: number;
   private readonly scratch: Uint32Array;
 

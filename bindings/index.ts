@@ -17,6 +17,7 @@ export {
 } from './dispatcher.js';
 export {
   BpfFilter,
+  type BpfFilterOptions,
   runFilter,
   validateProgram,
   parseDdd,

@@ -170,8 +170,8 @@ export class AfPacketSource extends EventEmitter {
     this.receiving = options.transmitOnly !== true;
     const L = arena.layout;
     native.attach(arena.bytes, {
-      meta: arena.view.getUint32(arena.base + L.arenaMeta, true),
-      data: arena.view.getUint32(arena.base + L.arenaData, true),
+      meta: arena.metaBase,
+      data: arena.dataBase,
       slotSize: arena.slotSize,
       slotCount: arena.slotCount,
       metaSize: L.metaSize,
