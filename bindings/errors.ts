@@ -4,7 +4,8 @@
  */
 export type NetpdErrorCode =
   | 'EBADPROG'   // a classic BPF program broke a validation rule or could not be parsed
-  | 'EBADDESC'   // a description of the wrong kind for the dispatcher's filter type
+  | 'EBADDESC'   // a description that is malformed, or of the wrong kind for the dispatcher's filter type
+  | 'EDUPDESC'   // a description equal to one already registered (DPF)
   | 'EBADID'     // an owner id that is unknown or was already unregistered
   | 'EFULL'      // a fixed-size table or region (owners, program memory) is full
   | 'ENOSLOT'    // the arena has no free slot where one was required

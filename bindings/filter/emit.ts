@@ -12,6 +12,11 @@
 // conditional jump can reach at most 255 instructions; a target further away gets an
 // unconditional `ja` right after the block (libpcap's longjt/longjf), and the layout
 // is recomputed until every offset fits.
+//
+// A jump among a block's statements (the live VLAN id test has two) stays where it
+// is, with its offsets within the block, as libpcap's convert_code_r lays out its
+// "block-local relative jumps"; the emitted program says which instructions these
+// are, so that the optimizer can keep them inside their block as libpcap's does.
 
 import type { BpfInstruction } from '../bpf.js';
 import type { Cond, Leaf } from './gencode.js';
@@ -52,11 +57,17 @@ function order(root: Block): Block[] {
   return placed.reverse();
 }
 
+/** A laid-out program, and the indices of its jumps that lie inside a block. */
+export interface Emitted {
+  program: BpfInstruction[];
+  localJumps: Set<number>;
+}
+
 /** Turns a condition (or null: accept everything) into a program returning snaplen or 0. */
-export function emitProgram(cond: Cond | null, snaplen: number): BpfInstruction[] {
+export function emitProgram(cond: Cond | null, snaplen: number): Emitted {
   const accept: Block = { stmts: [], jump: null, k: snaplen >>> 0, jt: null, jf: null };
   const reject: Block = { stmts: [], jump: null, k: 0, jt: null, jf: null };
-  if (cond === null) return [{ code: 0x06, jt: 0, jf: 0, k: snaplen >>> 0 }];
+  if (cond === null) return { program: [{ code: 0x06, jt: 0, jf: 0, k: snaplen >>> 0 }], localJumps: new Set() };
   const blocks = order(wire(cond, accept, reject));
   const longJt = new Set<Block>();
   const longJf = new Set<Block>();
@@ -69,8 +80,12 @@ export function emitProgram(cond: Cond | null, snaplen: number): BpfInstruction[
     }
     let grew = false;
     const out: BpfInstruction[] = [];
+    const localJumps = new Set<number>();
     for (const b of blocks) {
-      out.push(...b.stmts.map((s) => ({ ...s })));
+      for (const s of b.stmts) {
+        if ((s.code & 0x07) === 0x05) localJumps.add(out.length);
+        out.push({ ...s });
+      }
       if (b.jump === null) {
         out.push({ code: 0x06, jt: 0, jf: 0, k: b.k });
         continue;
@@ -95,6 +110,6 @@ export function emitProgram(cond: Cond | null, snaplen: number): BpfInstruction[
       const jf = offset(b.jf!, longJf);
       out.push({ code: b.jump, jt, jf, k: b.k }, ...extra);
     }
-    if (!grew) return out;
+    if (!grew) return { program: out, localJumps };
   }
 }

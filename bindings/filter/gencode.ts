@@ -14,6 +14,21 @@
 //
 // Scratch memory registers are allocated like libpcap's alloc_reg (a rotating cursor
 // over M[0..15]), so relations use the same M[] slots.
+//
+// A live Linux socket filter sees a frame after the kernel has taken its outer VLAN
+// tag off into metadata, where only the ancillary loads SKF_AD_VLAN_TAG_PRESENT and
+// SKF_AD_VLAN_TAG reach it; yet a tag the kernel left in place (say, a 0x9100 one)
+// is still in the bytes. So with `vlanMetadata` the first `vlan` compiles as libpcap
+// compiles it for a live Linux capture (gen_vlan_bpf_extensions): it tests the
+// metadata first and the bytes second, and since only the packet knows which of the
+// two held the tag, the offsets of the link-layer type and payload get a variable
+// part, kept in a scratch register that starts at 0 (set at the top of the program,
+// libpcap's insert_compute_vloffsets) and grows by 4 when the tag was in the bytes.
+// Every load after that goes through X (`ldx M[r]; ld [x + k]`), as libpcap's loads
+// relative to a variable offset do. The VLAN id test reads the id from metadata or
+// from the bytes by a jump inside its block (gen_vlan_patch_vid_test): a Leaf may
+// hold such block-local jumps among its statements, which emit.ts lays out in place
+// and the optimizer keeps inside the block, as libpcap does.
 
 import { NetpdError } from '../errors.js';
 import type { BpfInstruction } from '../bpf.js';
@@ -21,12 +36,14 @@ import type { Arith, IdValue, Node, Proto, Qual } from './ast.js';
 import { serviceToPort, protocolNumber } from './services.js';
 import {
   LD, LDX, ST, ALU, JMP, W, H, B, IMM, ABS, IND, MEM, LEN, MSH, ADD, SUB, MUL, DIV, OR, AND, LSH, RSH, NEG, MOD, XOR,
-  JEQ, JGT, JGE, JSET, SRC_K, SRC_X, TAX, SKF_AD_OFF,
+  JA, JEQ, JGT, JGE, JSET, SRC_K, SRC_X, TAX, SKF_AD_OFF,
 } from './opcodes.js';
 
 const ETHERMTU = 1500;
 const SKF_AD_PKTTYPE = 4;
 const SKF_AD_IFINDEX = 8;
+const SKF_AD_VLAN_TAG = 44;
+const SKF_AD_VLAN_TAG_PRESENT = 48;
 const PACKET_OUTGOING = 4;
 const PPP_MPLS_UCAST = 0x0281;
 const ETHERTYPE = {
@@ -50,7 +67,12 @@ const ETHER_PROTOCOLS: Record<string, number> = {
 
 // ---- The block graph ----------------------------------------------------------------
 
-/** A libpcap block: statements, then one conditional jump. */
+/**
+ * A libpcap block: statements, then one conditional jump. A statement may itself be
+ * a jump (only the live VLAN id test makes one) whose targets are statements of the
+ * same block or its final jump; its jt/jf (or k, for `ja`) count instructions from
+ * the next one, as in the emitted program.
+ */
 export interface Leaf {
   t: 'leaf';
   stmts: BpfInstruction[];
@@ -66,6 +88,12 @@ const and = (l: Cond, r: Cond): Cond => ({ t: 'and', l, r });
 const or = (l: Cond, r: Cond): Cond => ({ t: 'or', l, r });
 const not = (e: Cond): Cond => ({ t: 'not', e });
 
+/** The block a condition starts with (libpcap's b->head): its leftmost leaf. */
+function head(c: Cond): Leaf {
+  while (c.t !== 'leaf') c = c.t === 'not' ? c.e : c.l;
+  return c;
+}
+
 /** An arithmetic value computed into scratch register `reg`, with its protocol check. */
 interface Value {
   stmts: BpfInstruction[];
@@ -74,11 +102,22 @@ interface Value {
 }
 
 /** Where a load's offset is measured from (libpcap's enum e_offrel). */
-type Rel = 'packet' | 'linkhdr' | 'linktype' | 'linkpl' | 'linkpl_nosnap' | 'prevmpls' | 'tran4' | 'tran6' | 'llc';
+type Rel = 'linkhdr' | 'linktype' | 'linkpl' | 'linkpl_nosnap' | 'prevmpls' | 'tran4' | 'tran6' | 'llc';
+
+/**
+ * An offset from the start of the packet (libpcap's bpf_abs_offset): a constant part,
+ * plus, when `reg` is set, a variable part kept in scratch register M[reg].
+ */
+interface AbsOffset {
+  c: number;
+  reg: number | null;
+}
 
 export interface GenOptions {
   /** The netmask `ip broadcast` uses (tcpdump passes 0 when it does not know one). */
   netmask: number;
+  /** The outer VLAN tag may be in the kernel's metadata (see the essay above). */
+  vlanMetadata: boolean;
 }
 
 export function filterError(message: string, pos?: number): NetpdError {
@@ -87,27 +126,44 @@ export function filterError(message: string, pos?: number): NetpdError {
 
 export class CodeGen {
   // Offsets, as in libpcap's compiler state, for Ethernet.
-  private offLinkhdr = 0;
-  private offLinktype = 12;
-  private offLinkpl = 14;
+  private offLinkhdr: AbsOffset = { c: 0, reg: null };
+  private offLinktype: AbsOffset = { c: 12, reg: null };
+  private offLinkpl: AbsOffset = { c: 14, reg: null };
   private offNl = 0;
   private offNlNosnap = 3;
   private labelStackDepth = 0;
+  private vlanStackDepth = 0;
   private isPppoes = false;
+  /** Some offset became variable at run time (libpcap's is_vlan_vloffset). */
+  private vlanVloffset = false;
   private readonly regUsed = new Array<boolean>(16).fill(false);
   private curReg = 0;
   private readonly netmask: number;
+  private readonly vlanMetadata: boolean;
 
   constructor(options: GenOptions) {
     this.netmask = options.netmask >>> 0;
+    this.vlanMetadata = options.vlanMetadata;
   }
 
   /** Builds the condition for a whole expression, primitives in the order written. */
-  gen(node: Node): Cond {
+  gen(tree: Node): Cond {
+    const c = this.node(tree);
+    if (this.vlanVloffset) {
+      // The variable parts start at 0, before the first test (libpcap's
+      // insert_compute_vloffsets; after `pppoes` the two registers are one).
+      const init = [stmt(LD | W | IMM, 0), stmt(ST, this.offLinkpl.reg!), stmt(ST, this.offLinktype.reg!)];
+      const root = head(c);
+      root.stmts = [...init, ...root.stmts];
+    }
+    return c;
+  }
+
+  private node(node: Node): Cond {
     switch (node.t) {
-      case 'and': { const l = this.gen(node.l); return and(l, this.gen(node.r)); }
-      case 'or': { const l = this.gen(node.l); return or(l, this.gen(node.r)); }
-      case 'not': return not(this.gen(node.e));
+      case 'and': { const l = this.node(node.l); return and(l, this.node(node.r)); }
+      case 'or': { const l = this.node(node.l); return or(l, this.node(node.r)); }
+      case 'not': return not(this.node(node.e));
       case 'id': return this.genId(node.q, node.v, node.pos);
       case 'proto': return this.protoAbbrev(node.proto, node.pos);
       case 'rel': return this.relation(node.code, node.l, node.r, node.reversed);
@@ -123,10 +179,12 @@ export class CodeGen {
       case 'llc': return this.llc(node.kind, node.pos);
       // Direction and interface come from the kernel's ancillary data (SKF_AD_PKTTYPE,
       // SKF_AD_IFINDEX): live AF_PACKET sockets have them; in capture files the loads
-      // fall outside the packet and reject it, as in libpcap's bpf_filter.
-      case 'outbound': return leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | SRC_K, PACKET_OUTGOING);
-      case 'inbound': return not(leaf([stmt(LD | H | ABS, SKF_AD_OFF + SKF_AD_PKTTYPE)], JMP | JEQ | SRC_K, PACKET_OUTGOING));
-      case 'ifindex': return leaf([stmt(LD | W | ABS, SKF_AD_OFF + SKF_AD_IFINDEX)], JMP | JEQ | SRC_K, node.value);
+      // fall outside the packet and reject it, as in libpcap's bpf_filter. libpcap
+      // measures them from the link-layer header, so after `pppoes` they land on other
+      // ancillary words; netpd does the same, to give libpcap's program.
+      case 'outbound': return this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_PKTTYPE, H, PACKET_OUTGOING);
+      case 'inbound': return not(this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_PKTTYPE, H, PACKET_OUTGOING));
+      case 'ifindex': return this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_IFINDEX, W, node.value);
       case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
     }
   }
@@ -135,20 +193,38 @@ export class CodeGen {
 
   private load(rel: Rel, offset: number, size: number): BpfInstruction[] {
     switch (rel) {
-      case 'packet': return [stmt(LD | ABS | size, offset)];
-      case 'linkhdr': return [stmt(LD | ABS | size, this.offLinkhdr + offset)];
-      case 'linktype': return [stmt(LD | ABS | size, this.offLinktype + offset)];
-      case 'llc': return [stmt(LD | ABS | size, this.offLinkpl + offset)];
-      case 'linkpl': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl + offset)];
-      case 'linkpl_nosnap': return [stmt(LD | ABS | size, this.offLinkpl + this.offNlNosnap + offset)];
-      case 'prevmpls': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl - 4 + offset)];
-      case 'tran4': return [this.loadxIpHdrLen(), stmt(LD | IND | size, this.offLinkpl + this.offNl + offset)];
-      case 'tran6': return [stmt(LD | ABS | size, this.offLinkpl + this.offNl + 40 + offset)];
+      case 'linkhdr': return this.loadAbs(this.offLinkhdr, offset, size);
+      case 'linktype': return this.loadAbs(this.offLinktype, offset, size);
+      case 'llc': return this.loadAbs(this.offLinkpl, offset, size);
+      case 'linkpl': return this.loadAbs(this.offLinkpl, this.offNl + offset, size);
+      case 'linkpl_nosnap': return this.loadAbs(this.offLinkpl, this.offNlNosnap + offset, size);
+      case 'prevmpls': return this.loadAbs(this.offLinkpl, this.offNl - 4 + offset, size);
+      case 'tran4': return [...this.loadxIpHdrLen(), stmt(LD | IND | size, this.offLinkpl.c + this.offNl + offset)];
+      case 'tran6': return this.loadAbs(this.offLinkpl, this.offNl + 40 + offset, size);
     }
   }
 
-  private loadxIpHdrLen(): BpfInstruction {
-    return stmt(LDX | MSH | B, this.offLinkpl + this.offNl);
+  /** A load at `offset` past `off` (gen_load_absoffsetrel): through X when `off` has a variable part. */
+  private loadAbs(off: AbsOffset, offset: number, size: number): BpfInstruction[] {
+    if (off.reg === null) return [stmt(LD | ABS | size, off.c + offset)];
+    return [stmt(LDX | MEM, off.reg), stmt(LD | IND | size, off.c + offset)];
+  }
+
+  /** X = the IPv4 header length plus the payload offset's variable part (gen_loadx_iphdrlen). */
+  private loadxIpHdrLen(): BpfInstruction[] {
+    const at = this.offLinkpl.c + this.offNl;
+    if (this.offLinkpl.reg === null) return [stmt(LDX | MSH | B, at)];
+    // `ldxb 4*([k]&0xf)` takes no index: compute the length in A and add X to it.
+    return [
+      stmt(LDX | MEM, this.offLinkpl.reg), stmt(LD | IND | B, at), stmt(ALU | AND | SRC_K, 0xf),
+      stmt(ALU | LSH | SRC_K, 2), stmt(ALU | ADD | SRC_X), stmt(TAX),
+    ];
+  }
+
+  /** X = `index`'s value plus the variable part of `off`, if any (how gen_load_internal indexes). */
+  private indexX(off: AbsOffset, index: number): BpfInstruction[] {
+    if (off.reg === null) return [stmt(LDX | MEM, index)];
+    return [stmt(LDX | MEM, off.reg), stmt(LD | MEM, index), stmt(ALU | ADD | SRC_X), stmt(TAX)];
   }
 
   private ncmp(rel: Rel, offset: number, size: number, mask: number, jtype: number, reverse: boolean, v: number): Cond {
@@ -232,14 +308,48 @@ export class CodeGen {
   private vlan(vid: number | undefined, pos: number): Cond {
     if (this.labelStackDepth > 0) throw filterError('no VLAN match after MPLS', pos);
     if (this.isPppoes) throw filterError('no VLAN support for PPP', pos);
-    let b: Cond = or(or(this.linktype(ETHERTYPE.VLAN), this.linktype(ETHERTYPE.QINQ_AD)), this.linktype(ETHERTYPE.QINQ_9100));
-    if (vid !== undefined) {
-      if (vid > 0x0fff) throw filterError(`VLAN tag ${vid} greater than maximum 4095`, pos);
-      b = and(b, this.mcmp('linkpl', 0, H, vid, 0x0fff));
+    // Only the outermost tag can be in metadata (a later `vlan` looks past the first).
+    const outer = this.vlanMetadata && this.vlanStackDepth === 0;
+    this.vlanStackDepth++;
+    const tpid = or(or(this.linktype(ETHERTYPE.VLAN), this.linktype(ETHERTYPE.QINQ_AD)), this.linktype(ETHERTYPE.QINQ_9100));
+    const vidTest = vid === undefined ? null : this.vlanIdTest(vid, pos);
+    if (!outer) {
+      this.offLinkpl.c += 4;
+      this.offLinktype.c += 4;
+      return vidTest ? and(tpid, vidTest) : tpid;
     }
-    this.offLinkpl += 4;
-    this.offLinktype += 4;
-    return b;
+    // gen_vlan_bpf_extensions: the tag is in metadata, or else in the bytes, and only
+    // in the second case do the offsets move on (by their variable parts, before the
+    // TPID tests, which the move must not affect: they are made first).
+    const present = leaf([stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)], JMP | JEQ | SRC_K, 1);
+    this.vlanVloffset = true;
+    const shift = [...this.vloffsetAdd(this.offLinkpl, 4), ...this.vloffsetAdd(this.offLinktype, 4)];
+    const first = head(tpid);
+    first.stmts = [...shift, ...first.stmts];
+    const b = or(present, tpid);
+    if (!vidTest) return b;
+    // gen_vlan_patch_vid_test: with the tag in metadata, take the TCI from there and
+    // jump to the mask, over the load from the bytes.
+    const fromBytes = vidTest.stmts;
+    vidTest.stmts = [
+      stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT),
+      { code: JMP | JEQ | SRC_K, jt: 0, jf: 2, k: 1 },
+      stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG),
+      stmt(JMP | JA, fromBytes.length - 1),
+      ...fromBytes,
+    ];
+    return and(b, vidTest);
+  }
+
+  private vlanIdTest(vid: number, pos: number): Leaf {
+    if (vid > 0x0fff) throw filterError(`VLAN tag ${vid} greater than maximum 4095`, pos);
+    return leaf([...this.load('linkpl', 0, H), stmt(ALU | AND | SRC_K, 0x0fff)], JMP | JEQ | SRC_K, vid);
+  }
+
+  /** Makes `off` variable (if it is not) and adds `v` to its variable part (gen_vlan_vloffset_add). */
+  private vloffsetAdd(off: AbsOffset, v: number): BpfInstruction[] {
+    off.reg ??= this.allocReg();
+    return [stmt(LD | MEM, off.reg), stmt(ALU | ADD | SRC_K, v), stmt(ST, off.reg)];
   }
 
   private mpls(label: number | undefined, pos: number): Cond {
@@ -265,10 +375,11 @@ export class CodeGen {
     }
     this.isPppoes = true;
     // The link layer is now PPP: its header (2 bytes of protocol) follows the 6-byte
-    // PPPoE header, and `ether[...]` counts from there (libpcap's PUSH_LINKHDR).
-    this.offLinkhdr = this.offLinkpl + this.offNl + 6;
-    this.offLinktype = this.offLinkhdr;
-    this.offLinkpl = this.offLinktype + 2;
+    // PPPoE header, and `ether[...]` counts from there (libpcap's PUSH_LINKHDR). A
+    // variable part of the payload offset carries over to all three.
+    this.offLinkhdr = { c: this.offLinkpl.c + this.offNl + 6, reg: this.offLinkpl.reg };
+    this.offLinktype = { ...this.offLinkhdr };
+    this.offLinkpl = { c: this.offLinkhdr.c + 2, reg: this.offLinkpl.reg };
     this.offNl = 0;
     this.offNlNosnap = 0;
     return b;
@@ -319,9 +430,9 @@ export class CodeGen {
 
   private byteop(op: string, index: number, value: number): Cond {
     switch (op) {
-      case '=': return this.cmp('packet', index, B, value);
-      case '<': return this.ncmp('packet', index, B, 0xffffffff, JGE, true, value);
-      case '>': return this.ncmp('packet', index, B, 0xffffffff, JGT, false, value);
+      case '=': return this.cmp('linkhdr', index, B, value);
+      case '<': return this.ncmp('linkhdr', index, B, 0xffffffff, JGE, true, value);
+      case '>': return this.ncmp('linkhdr', index, B, 0xffffffff, JGT, false, value);
       // libpcap builds `byte N & V` / `byte N | V` without the load of byte N (a long-
       // standing quirk of gen_byteop); netpd reproduces it to agree on every packet.
       default: return not(leaf([stmt(ALU | (op === '|' ? OR : AND) | SRC_K, value)], JMP | JEQ | SRC_K, 0));
@@ -718,16 +829,16 @@ export class CodeGen {
     let check = inst.check;
     switch (a.proto) {
       case 'link':
-        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkhdr));
+        stmts.push(...this.indexX(this.offLinkhdr, inst.reg), stmt(LD | IND | size, this.offLinkhdr.c));
         break;
       case 'ip': case 'arp': case 'rarp': case 'atalk': case 'decnet': case 'sca': case 'lat': case 'moprc': case 'mopdl': case 'ip6': {
-        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkpl + this.offNl));
+        stmts.push(...this.indexX(this.offLinkpl, inst.reg), stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
         const b = this.protoAbbrev(a.proto, a.pos);
         check = check ? and(check, b) : b;
         break;
       }
       case 'sctp': case 'tcp': case 'udp': case 'icmp': case 'igmp': case 'igrp': case 'pim': case 'vrrp': case 'carp': {
-        stmts.push(this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | SRC_X), stmt(TAX), stmt(LD | IND | size, this.offLinkpl + this.offNl));
+        stmts.push(...this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | SRC_X), stmt(TAX), stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
         let b = and(this.protoAbbrev(a.proto, a.pos), this.ipfrag());
         if (check) b = and(check, b);
         check = and(this.protoAbbrev('ip', a.pos), b);
@@ -737,7 +848,7 @@ export class CodeGen {
         let b = this.protoAbbrev('ip6', a.pos);
         if (check) b = and(check, b);
         check = and(b, this.cmp('linkpl', 6, B, IPPROTO.ICMPV6));
-        stmts.push(stmt(LDX | MEM, inst.reg), stmt(LD | IND | size, this.offLinkpl + this.offNl + 40));
+        stmts.push(...this.indexX(this.offLinkpl, inst.reg), stmt(LD | IND | size, this.offLinkpl.c + this.offNl + 40));
         break;
       }
       default:

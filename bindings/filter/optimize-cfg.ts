@@ -11,6 +11,16 @@
 //                       nothing when T is laid out next, as `ja` otherwise)
 //   jxx #k|x  T, F      a conditional jump, jt = T, jf = F
 //
+// Statements may also be jumps that stay inside the block ("local jumps"): libpcap's
+// code generator makes them for the live VLAN id test (gen_vlan_patch_vid_test), and
+// its optimizer keeps them among the block's statements rather than cutting the block
+// there, so its value numbering and branch decisions see one block. To do the same,
+// the optimizer is told which jumps they are; their offsets count statements, the
+// terminator counting as one past the last, and are kept right as statements go
+// (a jump to a dropped statement lands on the next one). Liveness, stores and values
+// follow the paths they open inside the block (see liveBefore, dropStmts, and
+// simulate in optimize.ts).
+//
 // Scratch memory words and the two registers are "atoms" 0..17 (M[0..15], A, X);
 // sets of atoms are 18-bit masks.
 
@@ -37,8 +47,11 @@ const VALID = new Set([
 export const A = 16, X = 17, N_ATOMS = 18;
 export const BIT_A = 1 << A, BIT_X = 1 << X;
 
-/** A straight-line instruction (never a jump or a return). */
-export interface Stmt { code: number; k: number }
+/**
+ * A straight-line instruction, or a local jump (never a return): jt/jf for a
+ * conditional one, k for `ja`, count statements from the next one.
+ */
+export interface Stmt { code: number; k: number; jt?: number; jf?: number }
 
 export class Block {
   stmts: Stmt[] = [];
@@ -101,10 +114,19 @@ export const isCond = (b: Block) => cls(b.code) === JMP && b.code !== GOTO;
 
 // ---------------------------------------------------------------- uses and definitions
 
+export const isLocalJump = (s: Stmt) => cls(s.code) === JMP;
+export const hasLocalJump = (b: Block) => b.stmts.some(isLocalJump);
+
+/** Where the local jump at index i of its block can go (the block's length: its terminator). */
+export function localTargets(s: Stmt, i: number): number[] {
+  return s.code === GOTO ? [i + 1 + s.k] : [i + 1 + s.jt!, i + 1 + s.jf!];
+}
+
 /** The atoms a statement reads. */
 export function stmtUses(s: Stmt): number {
   const c = s.code;
   switch (cls(c)) {
+    case JMP: return c === GOTO ? 0 : isXSrc(c) ? BIT_A | BIT_X : BIT_A;
     case LD: return mode(c) === IND ? BIT_X : mode(c) === MEM ? 1 << s.k : 0;
     case LDX: return mode(c) === MEM ? 1 << s.k : 0;
     case ST: return BIT_A;
@@ -114,7 +136,7 @@ export function stmtUses(s: Stmt): number {
   }
 }
 
-/** The atom a statement writes. */
+/** The atom a statement writes (never asked of a local jump, which writes none). */
 export function stmtDef(s: Stmt): number {
   switch (cls(s.code)) {
     case LD: case ALU: return A;
@@ -134,22 +156,62 @@ export function termUses(b: Block): number {
   return 0;
 }
 
-/** Atoms a block reads before writing them, given what is live after it ("strong" liveness: dead statements read nothing). */
-export function blockLiveIn(b: Block, liveOut: number): number {
-  let live = liveOut | termUses(b);
-  for (let i = b.stmts.length - 1; i >= 0; i--) {
-    const s = b.stmts[i];
-    const d = 1 << stmtDef(s);
-    if ((live & d) === 0 && !isTrap(s)) continue;
-    live = (live & ~d) | stmtUses(s);
+/**
+ * Liveness backwards through `stmts`, from `live` after the last: returns what is
+ * live before the first. `counts(i, after)`, given what is live after statement i,
+ * says whether it counts (one that does not reads nothing); without it all count.
+ * A local jump always counts, and sees what is live where it can go.
+ */
+export function liveBefore(stmts: readonly Stmt[], live: number, counts?: (i: number, after: number) => boolean): number {
+  const at: number[] | null = stmts.some(isLocalJump) ? new Array<number>(stmts.length + 1) : null;
+  if (at) at[stmts.length] = live;
+  for (let i = stmts.length - 1; i >= 0; i--) {
+    const s = stmts[i];
+    if (at && isLocalJump(s)) {
+      live = stmtUses(s);
+      for (const t of localTargets(s, i)) live |= at[t];
+    } else if (!counts || counts(i, live)) {
+      live = (live & ~(1 << stmtDef(s))) | stmtUses(s);
+    }
+    if (at) at[i] = live;
   }
   return live;
 }
 
+/** Atoms a block reads before writing them, given what is live after it ("strong" liveness: dead statements read nothing). */
+export function blockLiveIn(b: Block, liveOut: number): number {
+  return liveBefore(b.stmts, liveOut | termUses(b), (i, after) => (after & (1 << stmtDef(b.stmts[i]))) !== 0 || isTrap(b.stmts[i]));
+}
+
+/** The statements of `stmts` that `keep` marks (local jumps must be among them), with the local jumps' offsets adjusted. */
+export function dropStmts(stmts: readonly Stmt[], keep: readonly boolean[]): Stmt[] {
+  if (!stmts.some(isLocalJump)) return stmts.filter((_, i) => keep[i]);
+  // at[i]: the new index of the first kept statement from i on (a jump to a dropped one lands there).
+  const at = new Array<number>(stmts.length + 1);
+  let n = 0;
+  for (let i = 0; i < stmts.length; i++) {
+    at[i] = n;
+    if (keep[i]) n++;
+  }
+  at[stmts.length] = n;
+  const out: Stmt[] = [];
+  stmts.forEach((s, i) => {
+    if (!keep[i]) return;
+    if (!isLocalJump(s)) out.push(s);
+    else if (s.code === GOTO) out.push({ code: s.code, k: at[i + 1 + s.k] - at[i] - 1 });
+    else out.push({ code: s.code, k: s.k, jt: at[i + 1 + s.jt!] - at[i] - 1, jf: at[i + 1 + s.jf!] - at[i] - 1 });
+  });
+  return out;
+}
+
 // ---------------------------------------------------------------- building the graph
 
-/** Splits a program into blocks. The program must jump only forward and end in a return. */
-export function buildCfg(program: readonly BpfInstruction[]): Block {
+/**
+ * Splits a program into blocks. The program must jump only forward and end in a
+ * return. The jumps at `localJumps` stay statements of their block (each must land
+ * in it, at most on its terminator).
+ */
+export function buildCfg(program: readonly BpfInstruction[], localJumps: ReadonlySet<number> = new Set()): Block {
   const n = program.length;
   if (!Array.isArray(program) || n < 1) throw new NetpdError('EBADPROG', 'cannot optimize an empty program');
   const leader = new Uint8Array(n + 1);
@@ -157,11 +219,16 @@ export function buildCfg(program: readonly BpfInstruction[]): Block {
   const bad = (pc: number, why: string): never => {
     throw new NetpdError('EBADPROG', `instruction ${pc}: ${why}`, { details: { instruction: pc, rule: why } });
   };
+  const locals: number[] = [];
   for (let pc = 0; pc < n; pc++) {
     const ins = program[pc];
     if (!ins || !VALID.has(ins.code)) bad(pc, 'unknown or unsupported opcode');
     const c = ins.code;
-    if (cls(c) === JMP) {
+    if (cls(c) === JMP && localJumps.has(pc)) {
+      const far = pc + 1 + (c === GOTO ? ins.k : Math.max(ins.jt, ins.jf));
+      if (!(far > pc && far < n)) bad(pc, 'jump target outside the program');
+      locals.push(pc);
+    } else if (cls(c) === JMP) {
       if (c === GOTO) {
         const t = pc + 1 + ins.k;
         if (!(ins.k >= 0 && t < n)) bad(pc, 'jump target outside the program (the optimizer takes forward jumps only)');
@@ -180,6 +247,12 @@ export function buildCfg(program: readonly BpfInstruction[]): Block {
     }
   }
   if (cls(program[n - 1].code) !== RET) bad(n - 1, 'the last instruction must be a return');
+  const ends = (pc: number) => cls(program[pc].code) === RET || (cls(program[pc].code) === JMP && !localJumps.has(pc));
+  for (const pc of locals) {
+    const ins = program[pc];
+    const far = pc + 1 + (ins.code === GOTO ? ins.k : Math.max(ins.jt, ins.jf));
+    for (let q = pc + 1; q < far; q++) if (leader[q] || ends(q)) bad(pc, 'a block-local jump leaves its block');
+  }
 
   const at: (Block | undefined)[] = new Array(n);
   let nextId = 0;
@@ -195,7 +268,7 @@ export function buildCfg(program: readonly BpfInstruction[]): Block {
         b.k = ins.k >>> 0;
         break;
       }
-      if (cls(c) === JMP) {
+      if (cls(c) === JMP && !localJumps.has(pc)) {
         if (c === GOTO) {
           b.code = GOTO;
           b.jt = b.jf = at[pc + 1 + ins.k]!;
@@ -207,7 +280,7 @@ export function buildCfg(program: readonly BpfInstruction[]): Block {
         }
         break;
       }
-      b.stmts.push({ code: c, k: ins.k >>> 0 });
+      b.stmts.push(cls(c) === JMP && c !== GOTO ? { code: c, k: ins.k >>> 0, jt: ins.jt, jf: ins.jf } : { code: c, k: ins.k >>> 0 });
       if (leader[pc + 1]) {
         b.code = GOTO;
         b.jt = b.jf = at[pc + 1]!;
@@ -375,7 +448,7 @@ function internBlocks(order: Block[]): Map<Block, Block> | null {
     b.jt = c(b.jt);
     b.jf = c(b.jf);
     let h = Math.imul(b.code + 1, 0x9e3779b1) ^ Math.imul(b.k | 0, 0x85ebca6b) ^ Math.imul(b.jt ? b.jt.id + 1 : 0, 0xc2b2ae35) ^ (b.jf ? b.jf.id + 1 : 0);
-    for (const s of b.stmts) h = Math.imul(h ^ (s.code + Math.imul(s.k | 0, 31)), 0x27d4eb2f) ^ (h >>> 13);
+    for (const s of b.stmts) h = Math.imul(h ^ (s.code + Math.imul(s.k | 0, 31) + ((s.jt ?? 0) << 8) + (s.jf ?? 0)), 0x27d4eb2f) ^ (h >>> 13);
     const same = byHash.get(h);
     const twin = same?.find((o) => sameBlock(o, b));
     if (twin) (canon ??= new Map()).set(b, twin);
@@ -387,7 +460,10 @@ function internBlocks(order: Block[]): Map<Block, Block> | null {
 
 function sameBlock(a: Block, b: Block): boolean {
   if (a.code !== b.code || a.k !== b.k || a.jt !== b.jt || a.jf !== b.jf || a.stmts.length !== b.stmts.length) return false;
-  for (let i = 0; i < a.stmts.length; i++) if (a.stmts[i].code !== b.stmts[i].code || a.stmts[i].k !== b.stmts[i].k) return false;
+  for (let i = 0; i < a.stmts.length; i++) {
+    const s = a.stmts[i], t = b.stmts[i];
+    if (s.code !== t.code || s.k !== t.k || s.jt !== t.jt || s.jf !== t.jf) return false;
+  }
   return true;
 }
 
@@ -431,7 +507,7 @@ export function emit(root: Block): BpfInstruction[] {
   for (let i = 0; i < order.length; i++) {
     const b = order[i];
     if (resetBefore.has(i)) out.push({ code: GOTO, jt: 0, jf: 0, k: last - (out.length + 1) });
-    for (const s of b.stmts) out.push({ code: s.code, jt: 0, jf: 0, k: s.k >>> 0 });
+    for (const s of b.stmts) out.push({ code: s.code, jt: s.jt ?? 0, jf: s.jf ?? 0, k: s.k >>> 0 });
     const pc = out.length;
     if (isRet(b)) {
       out.push({ code: b.code, jt: 0, jf: 0, k: b.code === RET_A ? 0 : b.k >>> 0 });
@@ -453,15 +529,24 @@ export function emit(root: Block): BpfInstruction[] {
   return out;
 }
 
-/** Scratch words a block stores, and those it reads before storing them. */
-function memEffects(b: Block): { stores: number; reads: number } {
-  let stores = 0, reads = 0;
-  for (const s of b.stmts) {
-    const c = s.code;
-    if (c === ST || c === STX) stores |= 1 << s.k;
-    else if (c === (LD | MEM) || c === (LDX | MEM)) reads |= (1 << s.k) & ~stores;
+/** The scratch words a block stores on every path through it (local jumps open several). */
+function storesOf(b: Block): number {
+  const n = b.stmts.length;
+  // arriving[i]: the words stored on every path reaching statement i by a local jump.
+  const arriving: (number | undefined)[] = new Array(n + 1);
+  let cur: number | undefined = 0;
+  for (let i = 0; i < n; i++) {
+    const a = arriving[i];
+    cur = cur === undefined ? a : a === undefined ? cur : cur & a;
+    if (cur === undefined) continue;
+    const s = b.stmts[i];
+    if (isLocalJump(s)) {
+      for (const t of localTargets(s, i)) arriving[t] = arriving[t] === undefined ? cur : arriving[t]! & cur;
+      cur = undefined;
+    } else if (s.code === ST || s.code === STX) cur |= 1 << s.k;
   }
-  return { stores, reads };
+  const end = arriving[n];
+  return cur === undefined ? end ?? 0 : end === undefined ? cur : cur & end;
 }
 
 /**
@@ -489,9 +574,7 @@ function layout(root: Block): { order: Block[]; resetBefore: Set<number> } {
   // Scratch words read later on some path before being stored (plain liveness: every read counts for the check).
   for (let i = topo.length - 1; i >= 0; i--) {
     const b = topo[i];
-    let l = (b.jt ? b.jt.memLive : 0) | (b.jf ? b.jf.memLive : 0);
-    for (let j = b.stmts.length - 1; j >= 0; j--) l = (l & ~(1 << stmtDef(b.stmts[j]))) | stmtUses(b.stmts[j]);
-    b.memLive = l & ALL;
+    b.memLive = liveBefore(b.stmts, (b.jt ? b.jt.memLive : 0) | (b.jf ? b.jf.memLive : 0)) & ALL;
   }
   const ready: Block[] = [root];
   const out: Block[] = [];
@@ -535,7 +618,7 @@ function layout(root: Block): { order: Block[]; resetBefore: Set<number> } {
       else if (!retCopy) last.jt!.memMask &= lastExit; // a `ja` is emitted
     }
     const entry = b.memMask & entryFall;
-    lastExit = entry | memEffects(b).stores;
+    lastExit = entry | storesOf(b);
     if (isCond(b)) {
       b.jt!.memMask &= lastExit;
       b.jf!.memMask &= lastExit;

@@ -183,14 +183,36 @@ export class ValueTable {
     return this.kind[v] === Kind.Len;
   }
 
-  /** The unknown value atom `atom` holds on entry to block `block` when its predecessors disagree. */
-  phi(block: number, atom: number): number {
-    return this.intern(Kind.Phi, 0, block, atom, U32);
+  /**
+   * The unknown value atom `atom` holds on entry to block `block` when its
+   * predecessors disagree, and that has no bits outside `bits` (each round asks once).
+   */
+  phi(block: number, atom: number, bits = U32): number {
+    return this.intern(Kind.Phi, 0, block, atom, bits);
+  }
+
+  /** Bits that may be set in `v`. */
+  bits(v: number): number {
+    return this.bitsv[v];
+  }
+
+  /** Likewise where local jumps meet, before statement `at` of block `block`. */
+  localPhi(block: number, at: number, atom: number): number {
+    return this.intern(Kind.Phi, at + 1, block, atom, U32);
+  }
+
+  /** Whether `v` is such an unknown value. */
+  isPhi(v: number): boolean {
+    return this.kind[v] === Kind.Phi;
   }
 
   /** A scratch word never stored (reading it is invalid, so it matches nothing). */
   undef(atom: number): number {
     return this.intern(Kind.Undef, 0, -1, atom, U32);
+  }
+
+  isUndef(v: number): boolean {
+    return this.kind[v] === Kind.Undef;
   }
 
   /** If `v` is `base + c` (c a constant), those; used to fold an index into a load offset. */

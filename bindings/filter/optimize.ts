@@ -46,15 +46,18 @@
 //     `x - c` is `x + -c`, `[x+k]` with X = base + c is `[base + (k+c)]`,
 //     `ldxb 4*([k]&0xf)` is `(ldb [k] & 0xf) << 2`.
 //   - Statements rewritten with what is known: a value the atom already holds is
-//     not reloaded; a constant becomes `ld #k`/`ldx #k`; an operand X that is a
+//     not reloaded (unless merging paths left it there: libpcap then knows no value
+//     and reloads); a constant becomes `ld #k`/`ldx #k`; an operand X that is a
 //     constant becomes `#k`; `[x+k]` with X constant becomes `[k']`; otherwise the
 //     cheapest source: something that reads no register (`ld len`, a packet
 //     location already read), then a register move, then a scratch word; `tax`
 //     of a header length becomes `ldxb 4*([k]&0xf)`. A constant A settles a test
 //     (both sides lead to the outcome), but the test keeps its place, so the
 //     tests before it and the loads feeding them stay, as in tcpdump's program.
-//   - `tax; ld [x+k]` with X = base + c folds c into the offset (libpcap's
-//     tcp[k] peephole, done by value).
+//   - `ld #c; add x; tax; ld [x+k]` folds c into the offset (libpcap's tcp[k]
+//     peephole, checked by value: no sum may wrap).
+//   - A block that leaves A and X as it found them, while nothing after it reads
+//     anything, loses its statements (libpcap's opt_blk does the same).
 //  Both passes: dead statements go, dead packet loads included (liveness over A,
 //  X, M[0..15]), and an operation whose result only feeds an equality test folds
 //  into it (`sub #2; jeq #5` → `jeq #7`, `and #m; jeq #0` → `jset #m` swapped, as
@@ -63,6 +66,8 @@
 //  empty blocks; a goto absorbs a target it alone reaches; in pass 2 identical
 //  blocks merge (libpcap's intern_blocks, which runs after its loops: the tests
 //  whose sides that makes agree are not jumped around, nor their loads dropped).
+//  Jumps that the code generator put inside a block (the live VLAN id test's) stay
+//  statements of that block, as in libpcap's optimizer (optimize-cfg.ts).
 //  Finally the settled tests that libpcap could not jump around (those of pass 2,
 //  and the root's, which nothing jumps to) go, but their packet loads stay
 //  (libpcap's opt_root for the root), and the DAG is laid out — a goto's target
@@ -89,8 +94,8 @@ import type { BpfInstruction } from '../bpf.js';
 import {
   A, ABS, ALU, AND, BIT_A, BIT_X, Block, DIV, IMM, IND, JEQ, JGT, JSET, LD, LDX, LEN, LSH, MEM, MOD, MSH,
   N_ATOMS, RET, RET_A, RSH, SKF_AD_OFF, SRC_K, SRC_X, ST, STX, SUB, ADD, XOR, B, TAX, TXA, X,
-  aluOp, blockLiveIn, buildCfg, cls, emit, isCond, isGoto, isRet, isTrap, isXSrc,
-  makeGoto, makeRet, mode, normalize, replaceSucc, stmtDef, stmtUses, termUses, topoOrder,
+  aluOp, blockLiveIn, buildCfg, cls, dropStmts, emit, hasLocalJump, isCond, isGoto, isLocalJump, isRet, isTrap, isXSrc,
+  liveBefore, localTargets, makeGoto, makeRet, mode, normalize, replaceSucc, stmtDef, stmtUses, termUses, topoOrder,
   type Fact, type Stmt,
 } from './optimize-cfg.js';
 import { ValueTable } from './optimize-values.js';
@@ -98,14 +103,30 @@ import { ValueTable } from './optimize-values.js';
 /** Rounds per pass: far more than any program needs; a bound, not a tuning knob. */
 const MAX_ROUNDS = 400;
 
+/** What the optimizer may be told about a program made by netpd's code generator. */
+export interface OptimizeOptions {
+  /**
+   * The jumps (by index) that lie inside one of the code generator's blocks
+   * (emitProgram's localJumps): they stay statements of their block, as libpcap's
+   * optimizer keeps its "jumps in the middle of a block" (optimize-cfg.ts).
+   */
+  localJumps?: ReadonlySet<number>;
+  /**
+   * Assume nothing about A and X on entry, as libpcap's optimizer does. Otherwise
+   * they are 0, as the kernel and netpd's interpreter start them, and an `ld #0` at
+   * the top (libpcap's live VLAN code has one) is dropped where tcpdump keeps it.
+   */
+  unknownOnEntry?: boolean;
+}
+
 /**
  * Returns an equivalent, usually much smaller program (see the essay above for what
  * "equivalent" means about loads whose value is dead). The result passes
  * validateProgram. A program that accepts nothing becomes `[ret #0]`.
  * Throws EBADPROG for a program that is not a valid forward-jumping BPF program.
  */
-export function optimizeProgram(program: readonly BpfInstruction[]): BpfInstruction[] {
-  let root = buildCfg(program);
+export function optimizeProgram(program: readonly BpfInstruction[], options: OptimizeOptions = {}): BpfInstruction[] {
+  let root = buildCfg(program, options.localJumps);
   const vt = new ValueTable();
   for (const first of [true, false]) {
     let pullups = 0;
@@ -114,7 +135,7 @@ export function optimizeProgram(program: readonly BpfInstruction[]): BpfInstruct
       root = n.root;
       if (n.changed) continue;
       vt.reset(!first);
-      const ctx = new Pass(root, n.order, first, vt);
+      const ctx = new Pass(root, n.order, first, vt, options.unknownOnEntry === true);
       if (ctx.valueNumbering()) continue;
       ctx.liveness();
       if (ctx.deadCode()) continue;
@@ -185,24 +206,21 @@ function dropSettledTests(root: Block): Block {
   return root;
 }
 
-/** The statements of `stmts` that produce something in `live` (divisions by X, and packet loads if `pinLoads`, always stay). */
+/** The statements of `stmts` that produce something in `live` (divisions by X, local jumps, and packet loads if `pinLoads`, always stay). */
 function keepFor(stmts: Stmt[], live: number, pinLoads: boolean): Stmt[] {
-  const keep: Stmt[] = [];
-  for (let j = stmts.length - 1; j >= 0; j--) {
+  const keep = new Array<boolean>(stmts.length).fill(true);
+  liveBefore(stmts, live, (j, after) => {
     const s = stmts[j];
-    const d = 1 << stmtDef(s);
     const load = (cls(s.code) === LD && (mode(s.code) === ABS || mode(s.code) === IND)) || s.code === (LDX | B | MSH);
-    if ((live & d) === 0 && !(pinLoads && load) && !isTrap(s)) continue;
-    live = (live & ~d) | stmtUses(s);
-    keep.push(s);
-  }
-  return keep.reverse();
+    keep[j] = (after & (1 << stmtDef(s))) !== 0 || (pinLoads && load) || isTrap(s);
+    return keep[j];
+  });
+  return dropStmts(stmts, keep);
 }
 
 /** Plain liveness through statements: every statement's reads count (a load kept for its effect still reads X). */
 function stmtsLiveIn(stmts: Stmt[], live: number): number {
-  for (let j = stmts.length - 1; j >= 0; j--) live = (live & ~(1 << stmtDef(stmts[j]))) | stmtUses(stmts[j]);
-  return live;
+  return liveBefore(stmts, live);
 }
 
 /** The atoms read after block b (plain liveness over everything reachable from it). */
@@ -245,6 +263,8 @@ class Pass {
     readonly first: boolean,
     /** Value numbers for this round (numbering literally in the first pass, canonically in the second). */
     readonly vt: ValueTable,
+    /** A and X hold unknown values on entry (OptimizeOptions.unknownOnEntry). */
+    readonly unknownOnEntry: boolean,
   ) {}
 
   // ---------------------------------------------------------------- values and facts
@@ -266,7 +286,8 @@ class Pass {
       b.preds = preds;
       this.enter(b);
       const V = b.entry.slice();
-      if (this.first) simulate(vt, b.stmts, V);
+      // Statements around local jumps are left as they are (their values still count).
+      if (this.first || hasLocalJump(b)) simulate(vt, b.stmts, V, b.id);
       else changed = this.rewrite(b, V) || changed;
       b.exit = V;
       b.outFacts = b.stmts.some(isTrap) ? this.walk(b, b.entry.slice(), b.facts).facts : b.facts;
@@ -315,7 +336,12 @@ class Pass {
     const { vt } = this;
     const stmts = b.stmts;
     const unsafe: boolean[] = new Array(stmts.length).fill(false);
-    if (!stmts.some(isTrap)) return { unsafe, facts, rejects: !simulate(vt, stmts, V) };
+    if (!stmts.some(isTrap)) return { unsafe, facts, rejects: !simulate(vt, stmts, V, b.id) };
+    if (hasLocalJump(b)) {
+      // Paths inside the block: any division may reject, and none proves anything.
+      stmts.forEach((s, i) => { unsafe[i] = isTrap(s) && canAccept; });
+      return { unsafe, facts, rejects: !simulate(vt, stmts, V, b.id) };
+    }
     for (let i = 0; i < stmts.length; i++) {
       const s = stmts[i];
       if (isTrap(s) && vt.decide(JEQ, V[X], vt.konst(0), facts) !== false) {
@@ -344,21 +370,22 @@ class Pass {
     const { vt } = this;
     const preds = b.preds;
     if (preds.length === 0) {
-      // The root: scratch memory is unset, A and X start at 0.
+      // The root: scratch memory is unset, A and X start at 0 (or are not known to).
       b.entry = [];
       for (let i = 0; i < 16; i++) b.entry.push(vt.undef(i));
-      b.entry.push(vt.konst(0), vt.konst(0));
+      if (this.unknownOnEntry) b.entry.push(vt.phi(b.id, A), vt.phi(b.id, X));
+      else b.entry.push(vt.konst(0), vt.konst(0));
       b.facts = null;
       return;
     }
     const entry = preds[0].exit.slice();
     for (let i = 0; i < N_ATOMS; i++) {
-      for (let j = 1; j < preds.length; j++) {
-        if (preds[j].exit[i] !== entry[i]) {
-          entry[i] = vt.phi(b.id, i);
-          break;
-        }
-      }
+      if (preds.every((p) => p.exit[i] === entry[i])) continue;
+      // What the paths leave bounds the bits it may have (the variable part of a
+      // live VLAN offset is 0 or 4: then `tcp[k]` still folds into one load).
+      let bits = 0;
+      for (const p of preds) bits |= vt.bits(p.exit[i]);
+      entry[i] = vt.phi(b.id, i, bits);
     }
     b.entry = entry;
     const edgeFacts = (p: Block) => (isCond(p) && p.jt !== p.jf ? this.sideFacts(p, p.jt === b) : p.outFacts);
@@ -450,7 +477,9 @@ class Pass {
   private choose(s: Stmt, def: number, v: number, V: number[]): Stmt | null {
     const { vt } = this;
     const c = vt.constant(v);
-    if (V[def] === v) return null;
+    // What differing paths left in an atom is, for libpcap, no value at all: reading
+    // it again is no repeat, and tcpdump's program keeps the reload; so does ours.
+    if (V[def] === v && !vt.isPhi(v)) return null;
     if (def === A) {
       if (c !== undefined) return s.code === (LD | IMM) && s.k === c ? s : { code: LD | IMM, k: c };
       if (s.code === (LD | LEN) || (cls(s.code) === LD && mode(s.code) === ABS)) return s;
@@ -494,32 +523,50 @@ class Pass {
 
   /** Removes dead statements (dead packet loads included) and applies the rewrites that need liveness. */
   deadCode(): boolean {
+    // First, on its own (what it relies on, the values its predecessors leave, the
+    // folds below change): the blocks that only recompute what they found.
     let changed = false;
+    for (const b of this.order) {
+      if (b.reached && !this.first && this.recomputes(b)) {
+        b.stmts = [];
+        changed = true;
+      }
+    }
+    if (changed) return true;
     for (const b of this.order) {
       if (!b.reached) continue;
       const { unsafe } = this.walk(b, b.entry.slice(), b.facts, b.canAccept);
-      let live = b.liveOut | termUses(b);
-      const keep: Stmt[] = [];
-      for (let i = b.stmts.length - 1; i >= 0; i--) {
-        const s = b.stmts[i];
-        const d = 1 << stmtDef(s);
-        if ((live & d) === 0 && !unsafe[i]) {
-          changed = true;
-          continue;
-        }
-        live = (live & ~d) | stmtUses(s);
-        keep.push(s);
+      const keep = new Array<boolean>(b.stmts.length).fill(true);
+      liveBefore(b.stmts, b.liveOut | termUses(b), (i, after) => {
+        keep[i] = (after & (1 << stmtDef(b.stmts[i]))) !== 0 || unsafe[i];
+        return keep[i];
+      });
+      if (keep.includes(false)) {
+        b.stmts = dropStmts(b.stmts, keep);
+        changed = true;
       }
-      if (keep.length !== b.stmts.length) b.stmts = keep.reverse();
       // X where the last statement runs (after the removals above; b.exit predates them).
       let xc: number | undefined;
-      if (b.stmts.length > 0 && isXSrc(b.stmts[b.stmts.length - 1].code)) {
+      if (b.stmts.length > 0 && isXSrc(b.stmts[b.stmts.length - 1].code) && !hasLocalJump(b)) {
         const V = b.entry.slice();
-        if (simulate(this.vt, b.stmts.slice(0, -1), V)) xc = this.vt.constant(V[X]);
+        if (simulate(this.vt, b.stmts.slice(0, -1), V, b.id)) xc = this.vt.constant(V[X]);
       }
       changed = foldIntoBranch(b, xc, !this.first) || changed;
     }
     return changed;
+  }
+
+  /**
+   * libpcap's opt_blk special case: a block whose statements leave A and X as they
+   * found them (known values, not what merging paths left), while nothing after it
+   * reads anything, does nothing its test needs, and loses all its statements (its
+   * loads with them). Never one with a local jump or a division that might reject.
+   */
+  private recomputes(b: Block): boolean {
+    const { vt } = this;
+    if (b.stmts.length === 0 || b.liveOut !== 0 || hasLocalJump(b) || b.stmts.some(isTrap)) return false;
+    const known = (v: number) => !vt.isPhi(v) && !vt.isUndef(v);
+    return known(b.entry[A]) && known(b.entry[X]) && b.exit[A] === b.entry[A] && b.exit[X] === b.entry[X];
   }
 
   /**
@@ -535,12 +582,13 @@ class Pass {
 
   /**
    * `tax; ld [x+k]` where X = base + c and X held `base` before the `tax`: drop the
-   * `tax` and load [x+(k+c)] (when nothing else reads the new X and no sum can wrap).
+   * `tax` and load [x+(k+c)] (when nothing else reads the new X, no sum can wrap, and
+   * the `tax` ends `ld #c; add x`, the one shape libpcap folds).
    */
   private foldIndex(b: Block): boolean {
     const { vt } = this;
     const n = b.stmts.length;
-    if (n < 2) return false;
+    if (n < 2 || hasLocalJump(b)) return false;
     const xBefore: number[] = new Array(n);
     const V = b.entry.slice();
     for (let i = 0; i < n; i++) {
@@ -567,7 +615,7 @@ class Pass {
       if (vt.load(s.code, s.k + ad.c, ad.base) !== vt.load(s.code, s.k, xBefore[i])) continue;
       let j = i - 1;
       while (j >= 0 && stmtDef(b.stmts[j]) !== X) j--;
-      if (j < 0 || b.stmts[j].code !== TAX || xBefore[j] !== ad.base) continue;
+      if (j < 0 || b.stmts[j].code !== TAX || xBefore[j] !== ad.base || !indexSum(b.stmts, j)) continue;
       let readsX = false;
       for (let m = j + 1; m < i; m++) if (stmtUses(b.stmts[m]) & BIT_X) readsX = true;
       if (readsX) continue;
@@ -700,7 +748,7 @@ class Pass {
       // it (re)computes must be there already. Its test then compares the same values.
       const E = d.entry;
       const sim = E.slice();
-      if (!simulate(this.vt, s.stmts, sim) || !sameOn(ALL_ATOMS, sim, E)) return moved;
+      if (!simulate(this.vt, s.stmts, sim, s.id) || !sameOn(ALL_ATOMS, sim, E)) return moved;
       if (isXSrc(s.code) && sim[X] !== s.exit[X]) return moved;
       // Where S's two sides lead, every atom read must hold what it held before:
       // S's common side now leaves E, and S's old successor now follows sprev.
@@ -765,13 +813,44 @@ function evalStmt(vt: ValueTable, s: Stmt, V: number[]): number | undefined {
   }
 }
 
-/** Runs statements symbolically over V; false if they always reject. */
-function simulate(vt: ValueTable, stmts: readonly Stmt[], V: number[]): boolean {
-  for (const s of stmts) {
-    const v = evalStmt(vt, s, V);
-    if (v === undefined) return false;
-    V[stmtDef(s)] = v;
+/**
+ * Runs the statements of block `block` symbolically over V; false if they always
+ * reject. Along local jumps, V follows each path; where paths meet, an atom they
+ * leave different values in gets a value of its own (a phi of that place).
+ */
+function simulate(vt: ValueTable, stmts: readonly Stmt[], V: number[], block: number): boolean {
+  if (!stmts.some(isLocalJump)) {
+    for (const s of stmts) {
+      const v = evalStmt(vt, s, V);
+      if (v === undefined) return false;
+      V[stmtDef(s)] = v;
+    }
+    return true;
   }
+  const n = stmts.length;
+  const arriving: (number[] | undefined)[] = new Array(n + 1);
+  const meet = (at: number, into: number[] | undefined, from: number[]): number[] => {
+    if (!into) return from.slice();
+    for (let i = 0; i < N_ATOMS; i++) if (into[i] !== from[i]) into[i] = vt.localPhi(block, at, i);
+    return into;
+  };
+  let cur: number[] | undefined = V.slice();
+  for (let i = 0; i <= n; i++) {
+    const a = arriving[i];
+    if (a) cur = cur ? meet(i, cur, a) : a;
+    if (i === n || !cur) continue;
+    const s = stmts[i];
+    if (isLocalJump(s)) {
+      for (const t of localTargets(s, i)) arriving[t] = meet(t, arriving[t], cur);
+      cur = undefined;
+      continue;
+    }
+    const v = evalStmt(vt, s, cur);
+    if (v === undefined) cur = undefined;
+    else cur[stmtDef(s)] = v;
+  }
+  if (!cur) return false;
+  for (let i = 0; i < N_ATOMS; i++) V[i] = cur[i];
   return true;
 }
 
@@ -781,6 +860,16 @@ const ALL_ATOMS = (1 << N_ATOMS) - 1;
 function sameOn(atoms: number, V1: number[], V2: number[]): boolean {
   for (let i = 0; i < N_ATOMS; i++) if (atoms & (1 << i) && V1[i] !== V2[i]) return false;
   return true;
+}
+
+/**
+ * Whether the `tax` at j ends `ld #k; add x` (with an `ldxb 4*([k]&0xf)` allowed
+ * between): the only shape whose sum libpcap's peephole folds into the next load.
+ */
+function indexSum(stmts: readonly Stmt[], j: number): boolean {
+  if (j < 2 || stmts[j - 1].code !== (ALU | ADD | SRC_X)) return false;
+  const before = stmts[j - 2].code === (LDX | B | MSH) ? j - 3 : j - 2;
+  return before >= 0 && stmts[before].code === (LD | IMM);
 }
 
 /** The origin of the fact "the division at stmt i of b passed" (jump sides use 0 and 1). */
@@ -817,7 +906,8 @@ function foldIntoBranch(b: Block, xc: number | undefined, more: boolean): boolea
   else if (op === JGT && sop === AND && !sx && k === 0) { code = 0x05 | JSET; nk = s.k; }
   else if (op === JEQ && sop === AND && !sx && k === s.k && k !== 0 && (k & (k - 1)) === 0) { code = 0x05 | JSET; nk = k; }
   if (code < 0) return false;
-  b.stmts.pop();
+  // A local jump to the folded operation now lands on the test, which does it.
+  b.stmts = dropStmts(b.stmts, b.stmts.map((_, i) => i < b.stmts.length - 1));
   b.code = code;
   b.k = nk;
   if (swap) [b.jt, b.jf] = [b.jf, b.jt];
