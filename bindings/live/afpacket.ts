@@ -489,7 +489,9 @@ function integer(v: number, name: string, min: number, max: number): number {
 
 /** The kernel filter as four u32 per instruction. */
 function kernelFilter(filter: string | BpfProgram, snaplen: number): Uint32Array {
-  const program = typeof filter === 'string' ? compileFilter(filter, { snaplen }) : filter;
+  // The kernel runs the filter after taking the outer VLAN tag off into metadata:
+  // libpcap's live-Linux code tests it there (what tcpdump -d -i IFACE prints).
+  const program = typeof filter === 'string' ? compileFilter(filter, { snaplen, vlanMetadata: true }) : filter;
   validateProgram(program);
   const words = new Uint32Array(program.length * 4);
   program.forEach((insn, i) => words.set([insn.code, insn.jt, insn.jf, insn.k >>> 0], i * 4));
