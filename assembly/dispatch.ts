@@ -99,9 +99,11 @@ export function dispatch_init(d: usize, arena: usize, filterCap: u32, progCap: u
 /**
  * Appends the validated program of `len` instructions waiting in the staging area as
  * the lowest-priority description. Returns its pid, or PID_NONE when the filter table
- * or the program region is full. The caller validates first (bpf_validate).
+ * or the program region is full. The caller validates first (bpf_validate). A filter
+ * type whose descriptions live elsewhere (DPF's trie) adds with len 0: it gets a pid
+ * and an entry index, and no program.
  */
-export function dispatch_bpf_add(d: usize, len: u32): u32 {
+export function dispatch_add(d: usize, len: u32): u32 {
   const h = changetype<Dispatcher>(d);
   if (h.count >= h.filterCap || <u64>h.progUsed + len > <u64>h.progCap) return PID_NONE;
   const fid = h.count;
@@ -154,8 +156,8 @@ export function dispatch_remove(d: usize, pid: u32): bool {
 }
 
 /**
- * Classifies slots[0..n) (n <= burstCap) and regroups them by owner into `order` and
- * `runs`. Returns the number of runs.
+ * Classifies slots[0..n) (n <= burstCap) with the interpreter and regroups them by
+ * owner into `order` and `runs`. Returns the number of runs.
  */
 export function dispatch_classify(d: usize, slots: usize, n: u32): u32 {
   const h = changetype<Dispatcher>(d);
@@ -164,22 +166,43 @@ export function dispatch_classify(d: usize, slots: usize, n: u32): u32 {
   const data = <usize>a.data;
   const slotSize = <usize>a.slotSize;
   const results = <usize>h.results;
+  if (n > h.burstCap) n = h.burstCap;
+  for (let i: u32 = 0; i < n; i++) {
+    const slot = load<u32>(slots + (<usize>i << 2));
+    const m = changetype<SlotMeta>(slot_meta(arena, slot));
+    store<u32>(results + (<usize>i << 2), classify_one(h, data + <usize>slot * slotSize, m.capLen, m.wireLen));
+  }
+  return dispatch_group(d, slots, n, false);
+}
+
+/**
+ * Regroups slots[0..n) by the owners another classifier (a compiled module, the DPF
+ * trie) wrote to `results`: entry indices, anything at or above filterCap meaning
+ * "no owner" — or, with `fids`, filter ids, anything at or above the description
+ * count meaning "no owner". Fills `order` and `runs` as dispatch_classify does and
+ * returns the number of runs.
+ */
+export function dispatch_group(d: usize, slots: usize, n: u32, fids: bool): u32 {
+  const h = changetype<Dispatcher>(d);
+  const arena = <usize>h.arena;
+  const results = <usize>h.results;
   const runs = <usize>h.runs;
   const ownerStamp = <usize>h.ownerStamp;
   const ownerRun = <usize>h.ownerRun;
+  const filterCap = h.filterCap;
+  const count = h.count;
   if (n > h.burstCap) n = h.burstCap;
   let stamp = h.stamp + 1;
   if (stamp == 0) {
-    memory.fill(ownerStamp, 0, <usize>(h.filterCap + 1) << 2);
+    memory.fill(ownerStamp, 0, <usize>(filterCap + 1) << 2);
     stamp = 1;
   }
   h.stamp = stamp;
   let runCount: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const slot = load<u32>(slots + (<usize>i << 2));
-    const m = changetype<SlotMeta>(slot_meta(arena, slot));
-    const wireLen = m.wireLen;
-    const owner = classify_one(h, data + <usize>slot * slotSize, m.capLen, wireLen);
+    let owner = load<u32>(results + (<usize>i << 2));
+    if (fids) owner = owner < count ? pid_index_of_fid(h.pids, owner) : filterCap;
+    else if (owner > filterCap) owner = filterCap;
     store<u32>(results + (<usize>i << 2), owner);
     let run: usize;
     if (load<u32>(ownerStamp + (<usize>owner << 2)) != stamp) {
@@ -196,7 +219,7 @@ export function dispatch_classify(d: usize, slots: usize, n: u32): u32 {
     }
     const r = changetype<Run>(run);
     r.count++;
-    r.bytes += wireLen;
+    r.bytes += changetype<SlotMeta>(slot_meta(arena, load<u32>(slots + (<usize>i << 2)))).wireLen;
   }
   let start: u32 = 0;
   for (let j: u32 = 0; j < runCount; j++) {

@@ -17,7 +17,7 @@ export function layout_table(out: usize): u32 {
     <u32>offsetof<SlotMeta>('refCount'), <u32>offsetof<SlotMeta>('flags'),
     <u32>offsetof<Dispatcher>('count'), <u32>offsetof<Dispatcher>('order'), <u32>offsetof<Dispatcher>('runs'),
     <u32>offsetof<Dispatcher>('mem'), <u32>offsetof<Dispatcher>('staging'), <u32>offsetof<Dispatcher>('masks'),
-    <u32>offsetof<Dispatcher>('filterCap'),
+    <u32>offsetof<Dispatcher>('filterCap'), <u32>offsetof<Dispatcher>('results'),
     <u32>offsetof<Run>(), <u32>offsetof<Run>('owner'), <u32>offsetof<Run>('start'), <u32>offsetof<Run>('count'),
     <u32>offsetof<Run>('bytes'),
   ];

@@ -1,14 +1,17 @@
 #!/usr/bin/env node
 // The netpd command, with tcpdump's habits: -r FILE, -i IFACE, -c COUNT, -w FILE.
 //
-//   netpd run [-r FILE | -i IFACE [-w FILE] [EXPR]] [--rule NAME=DESC]... [-c COUNT] [--json]
+//   netpd run [-r FILE | -i IFACE [-w FILE] [EXPR]] [--rule NAME=DESC]... [--filter-type bpf|dpf] [--jit|--no-jit] [-c COUNT] [--json]
 //   netpd send -i IFACE -r FILE [--pps N] [--loop N] [--tx-mode mmsg|ring] [--json]
-//   netpd filter -r FILE --program FILE.ddd
+//   netpd filter -r FILE (EXPR | --program FILE.ddd)
+//   netpd compile [-d | -dd | -ddd] [-O0] EXPR
+//   netpd bench dispatch -r FILE --rules-file RULES [--filter-type bpf|dpf] [--jit|--no-jit] [--time MS] [--json]
 //
 // `run` dispatches a capture (the bundled sample by default) or a live interface to
 // one owner per rule and prints per-owner counters; it stops at -c, at the end of the
 // file, or on SIGINT/SIGTERM, and always prints its final counters. `send` replays a
-// capture's frames from the arena onto an interface.
+// capture's frames from the arena onto an interface. `bench dispatch` times a
+// dispatcher over a user's own rules (bench-dispatch.ts).
 
 import { parseArgs } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
@@ -17,12 +20,13 @@ import { relative } from 'node:path';
 import cliProgress from 'cli-progress';
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
-import { PacketDispatcher, type DispatcherStats } from './dispatcher.js';
+import { PacketDispatcher, type DispatcherStats, type FilterType } from './dispatcher.js';
 import { BpfFilter, parseDdd, type BpfProgram } from './bpf.js';
 import { compileFilter } from './filter/compile.js';
 import { formatProgram } from './filter/format.js';
 import { PcapReader, PcapWriter } from './pcap/index.js';
 import { AfPacketSource } from './live/afpacket.js';
+import { benchDispatch as runDispatchBench, parseRules } from './bench-dispatch.js';
 
 const SAMPLE = fileURLToPath(new URL('../samples/sample.pcap', import.meta.url));
 const SAMPLE_RULES = fileURLToPath(new URL('../samples/rules.json', import.meta.url));
@@ -34,13 +38,50 @@ const USAGE = `usage:
   netpd send -i IFACE -r FILE [--pps N] [--loop N] [--tx-mode mmsg|ring] [--json]
   netpd filter -r FILE (EXPR | --program FILE.ddd)
   netpd compile [-d | -dd | -ddd] [-O0] EXPR
+  netpd bench dispatch -r FILE --rules-file RULES [--filter-type bpf|dpf] [--jit|--no-jit] [--time MS] [--json]
+run also takes --filter-type bpf|dpf (first match, or most specific match in a merged
+trie) and --jit/--no-jit (compile the rules to WebAssembly; on by default).
 EXPR is a pcap-filter expression (tcpdump's); NAME=@FILE.ddd takes a tcpdump -ddd program.
 -r - reads standard input. Without -r and -i, run dispatches the bundled sample to its rules.
 With -i, a trailing EXPR is run by the kernel, so what it rejects never reaches netpd.`;
 
 interface Rule {
   name: string;
-  program: BpfProgram;
+  /** An expression (compiled by the dispatcher for its filter type) or a -ddd program. */
+  description: string | BpfProgram;
+}
+
+/** What `run` and `bench dispatch` share: the filter type and whether to compile to WebAssembly. */
+interface DispatchChoice {
+  filterType: FilterType;
+  jit: boolean;
+}
+
+const DISPATCH_OPTIONS = {
+  'filter-type': { type: 'string' },
+  jit: { type: 'boolean' },
+  'no-jit': { type: 'boolean' },
+} as const;
+
+function dispatchChoice(values: { 'filter-type'?: string; jit?: boolean; 'no-jit'?: boolean }): DispatchChoice {
+  const filterType = values['filter-type'] ?? 'bpf';
+  if (filterType !== 'bpf' && filterType !== 'dpf') throw new NetpdError('EINVAL', `--filter-type takes bpf or dpf, got "${filterType}"`);
+  if (values.jit && values['no-jit']) throw new NetpdError('EINVAL', 'give --jit or --no-jit, not both');
+  return { filterType, jit: values['no-jit'] !== true };
+}
+
+/** A dispatcher whose owners only count (it keeps their counters), with the rules registered. */
+function countingDispatcher(arena: Arena, rules: Rule[], choice: DispatchChoice): PacketDispatcher {
+  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} }, filterType: choice.filterType, jit: choice.jit, maxOwners: Math.max(4096, rules.length) });
+  for (const r of rules) {
+    try {
+      pd.register(r.description, { pushBatch: () => {} }, { name: r.name });
+    } catch (err) {
+      if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${r.name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
+      throw err;
+    }
+  }
+  return pd;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -54,6 +95,9 @@ async function main(argv: string[]): Promise<number> {
       return send(rest);
     case 'compile':
       return compile(rest);
+    case 'bench':
+      if (rest[0] !== 'dispatch') throw new NetpdError('EINVAL', `bench takes "dispatch", got "${rest[0] ?? ''}"\n${USAGE}`);
+      return benchDispatch(rest.slice(1));
     case undefined:
     case '-h':
     case '--help':
@@ -70,13 +114,7 @@ function parseRule(spec: string): Rule {
   if (eq <= 0) throw new NetpdError('EINVAL', `--rule takes NAME=EXPR, got "${spec}"`);
   const name = spec.slice(0, eq);
   const desc = spec.slice(eq + 1);
-  if (desc.startsWith('@')) return { name, program: parseDdd(readText(desc.slice(1))) };
-  try {
-    return { name, program: compileFilter(desc) };
-  } catch (err) {
-    if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
-    throw err;
-  }
+  return { name, description: desc.startsWith('@') ? parseDdd(readText(desc.slice(1))) : desc };
 }
 
 function readText(path: string): string {
@@ -90,7 +128,7 @@ function readText(path: string): string {
 // The bundled sample's rules are expressions; netpd compiles them itself.
 function sampleRules(): Rule[] {
   const rules = JSON.parse(readText(SAMPLE_RULES)) as { name: string; expr: string }[];
-  return rules.map((r) => ({ name: r.name, program: compileFilter(r.expr) }));
+  return rules.map((r) => ({ name: r.name, description: r.expr }));
 }
 
 function count(value: string | undefined, flag: string, what = 'packet count'): number {
@@ -119,24 +157,26 @@ async function run(args: string[]): Promise<number> {
       count: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
       write: { type: 'string', short: 'w' },
+      ...DISPATCH_OPTIONS,
     },
     allowPositionals: true,
     strict: true,
   });
   const limit = count(values.count, '-c');
+  const choice = dispatchChoice(values);
   if (values.interface !== undefined) {
     if (values.read !== undefined) throw new NetpdError('EINVAL', 'give -r FILE or -i IFACE, not both');
     const rules = values.rule?.map(parseRule) ?? [];
-    return runLive(values.interface, rules, limit, values.write, positionals.join(' '), values.json === true);
+    return runLive(values.interface, rules, choice, limit, values.write, positionals.join(' '), values.json === true);
   }
   if (positionals.length > 0) throw new NetpdError('EINVAL', `unexpected "${positionals.join(' ')}": a trailing filter expression is for live capture (-i); for files use --rule NAME=EXPR`);
   if (values.write !== undefined) throw new NetpdError('EINVAL', '-w writes a live capture; it needs -i IFACE');
   const file = values.read ?? SAMPLE;
   const rules = values.rule?.map(parseRule) ?? (values.read === undefined ? sampleRules() : []);
   const arena = Arena.create({ slotSize: 2048, slotCount: 8192 });
-  // The owners only count (the dispatcher keeps their counters), so they take whole runs.
-  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} } });
-  for (const r of rules) pd.register(r.program, { pushBatch: () => {} }, { name: r.name });
+  const pd = countingDispatcher(arena, rules, choice);
+  // A file is there already: let the compiled classifier be ready before the first burst.
+  await pd.jitReady();
   const reader = openCapture(file, arena);
   const vec = arena.burstVector(BURST);
   let stop = false;
@@ -177,10 +217,10 @@ async function run(args: string[]): Promise<number> {
 
 // run -i IFACE: the same owners and report over a live interface. The trailing
 // expression is the kernel's filter; -c stops after COUNT packets reached the owners.
-async function runLive(iface: string, rules: Rule[], limit: number, write: string | undefined, kernelFilter: string, json: boolean): Promise<number> {
+async function runLive(iface: string, rules: Rule[], choice: DispatchChoice, limit: number, write: string | undefined, kernelFilter: string, json: boolean): Promise<number> {
   const arena = Arena.create({ slotSize: 2048, slotCount: 65536 });
-  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} } });
-  for (const r of rules) pd.register(r.program, { pushBatch: () => {} }, { name: r.name });
+  // Frames are dispatched from the start; the compiled classifier takes over when ready.
+  const pd = countingDispatcher(arena, rules, choice);
   const writer = write === undefined ? undefined : PcapWriter.create(write, { nanosecond: true });
   let packets = 0;
   let finish: () => void = () => {};
@@ -410,6 +450,39 @@ function compile(args: string[]): number {
   return 0;
 }
 
+// netpd bench dispatch -r FILE --rules-file RULES [--filter-type bpf|dpf] [--jit|--no-jit] [--json]
+async function benchDispatch(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      read: { type: 'string', short: 'r' },
+      'rules-file': { type: 'string' },
+      json: { type: 'boolean' },
+      time: { type: 'string' },
+      ...DISPATCH_OPTIONS,
+    },
+    strict: true,
+  });
+  if (!values.read || !values['rules-file']) throw new NetpdError('EINVAL', `bench dispatch needs -r FILE and --rules-file RULES\n${USAGE}`);
+  const choice = dispatchChoice(values);
+  const r = await runDispatchBench({
+    file: values.read,
+    rules: parseRules(readText(values['rules-file'])),
+    ...choice,
+    minTimeMs: values.time === undefined ? undefined : count(values.time, '--time', 'number of milliseconds'),
+  });
+  if (!values.json) {
+    process.stdout.write(`${r.rules} rules (${choice.filterType}, ${r.jit ? 'compiled to WebAssembly' : 'interpreted'}), ${r.packets} packets held in the arena, ` +
+      `median of ${r.passes} passes: ${r.nsPerPacket.toFixed(1)} ns/packet, ${r.mpps.toFixed(2)} M packets/s; ` +
+      `${r.matched} of ${r.packets} matched an owner; registered in ${r.registerMs.toFixed(1)} ms` +
+      `${choice.jit ? `, compiled in ${r.compileMs.toFixed(1)} ms` : ''}\n`);
+  }
+  process.stdout.write(`${JSON.stringify({ rules: r.rules, nsPerPacket: round(r.nsPerPacket, 2), mpps: round(r.mpps, 3), matched: r.matched })}\n`);
+  return 0;
+}
+
+const round = (x: number, digits: number): number => Number(x.toFixed(digits));
+
 async function filter(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -447,6 +520,12 @@ async function filter(args: string[]): Promise<number> {
   if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }
+
+// Output piped into `head` and closed early is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
 
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },

@@ -33,17 +33,27 @@ export interface CoreExports {
   pid_index(table: number, pid: number): number;
   dispatch_bytes(filterCap: number, progCap: number, burstCap: number): number;
   dispatch_init(d: number, arena: number, filterCap: number, progCap: number, burstCap: number): number;
-  dispatch_bpf_add(d: number, len: number): number;
+  dispatch_add(d: number, len: number): number;
   dispatch_remove(d: number, pid: number): number;
   dispatch_classify(d: number, slots: number, n: number): number;
+  dispatch_group(d: number, slots: number, n: number, fids: number): number;
   layout_table(out: number): number;
+  dpf_bytes(maxNodes: number, maxEdges: number, maxFields: number): number;
+  dpf_init(trie: number, maxNodes: number, maxEdges: number, maxFields: number): number;
+  dpf_insert(trie: number, staging: number, atomCount: number, owner: number): number;
+  dpf_remove(trie: number, staging: number, atomCount: number): number;
+  dpf_field_find(trie: number, atom: number): number;
+  dpf_match(trie: number, pkt: number, capLen: number): number;
+  dpf_classify_burst(trie: number, arena: number, slots: number, n: number, results: number): number;
+  dpf_hash(a: number, b: number, c: number): number;
+  dpf_layout_table(out: number): number;
 }
 
 /** Field offsets read from the core once (assembly/layout.ts, same order). */
 const LAYOUT_FIELDS = [
   'arenaSlotSize', 'arenaSlotCount', 'arenaMeta', 'arenaData', 'arenaTruncated', 'arenaAllocFailures',
   'metaSize', 'metaCapLen', 'metaWireLen', 'metaTsNs', 'metaIfIndex', 'metaFlowHash', 'metaRefCount', 'metaFlags',
-  'dispCount', 'dispOrder', 'dispRuns', 'dispMem', 'dispStaging', 'dispMasks', 'dispFilterCap',
+  'dispCount', 'dispOrder', 'dispRuns', 'dispMem', 'dispStaging', 'dispMasks', 'dispFilterCap', 'dispResults',
   'runSize', 'runOwner', 'runStart', 'runCount', 'runBytes',
 ] as const;
 export type Layout = Record<(typeof LAYOUT_FIELDS)[number], number>;

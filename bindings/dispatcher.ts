@@ -18,8 +18,20 @@
 // whoever put the slots in (a source, or the caller) still holds them and frees them
 // after dispatch returns. An owner keeps a packet by retaining it.
 //
-// Overlapping descriptions: the first registered description that accepts a packet
-// wins. Registering and unregistering inside a netio callback is safe: changes apply
+// Filter types: 'bpf' descriptions are classic BPF programs (or expressions compiled to
+// them), tried in registration order — the first that accepts a packet wins. 'dpf'
+// descriptions are DPF atom lists (or expressions compiled to them, possibly several
+// per owner) merged into one trie (assembly/dpf.ts): the most specific description —
+// the longest matching path — wins, and equal descriptions are refused (EDUPDESC).
+//
+// Compiled code: with `jit` (the default) the rule set is also compiled to a
+// WebAssembly module that classifies a whole burst (bindings/jit/). Compilation is
+// lazy and coalesced (jit/lazy.ts): registering marks the code stale, and the
+// interpreter — the reference the compiled code is tested against — runs until the new
+// module is ready. For DPF only a change of the trie's shape needs new code; an owner
+// added under an existing hash node is data the compiled code already reads.
+//
+// Registering and unregistering inside a netio callback is safe: changes apply
 // from the next burst; packets of the current burst classified to an owner that is
 // gone by the time they would be delivered are dropped as `unregistered`.
 
@@ -31,14 +43,33 @@ import { loadProgram, toProgram, isDddText, type BpfProgram } from './bpf.js';
 import { Packet, PacketBatch } from './packet.js';
 import { toNetio, type Netio, type NetioLike } from './netio.js';
 import { compileFilter } from './filter/compile.js';
+import { canonicalDescription, descriptionKey, type CanonicalAtom, type DpfDescription } from './dpf/description.js';
+import { compileDpf } from './dpf/compile.js';
+import { DpfTrie } from './dpf/trie.js';
+import { LazyModule } from './jit/lazy.js';
+import { bpfModuleBytes, burstLayout, arenaMemoryLimits } from './jit/bpf-jit.js';
+import { dpfModuleBytes } from './jit/dpf-jit.js';
 
-export type FilterType = 'bpf';
-export type Description = BpfProgram | string;
+export type FilterType = 'bpf' | 'dpf';
+/**
+ * For 'bpf': a pcap-filter expression, a classic BPF program, or tcpdump -ddd text.
+ * For 'dpf': a pcap-filter expression (compiled to one or more DPF descriptions), a DPF
+ * description, or an array of descriptions (alternatives for one owner).
+ */
+export type Description = BpfProgram | string | DpfDescription | readonly DpfDescription[];
 export type DropReason = 'nomatch' | 'owner-error' | 'unregistered' | 'noslot' | 'kernel';
 
 export interface DispatcherOptions {
-  /** The description format: 'bpf' (classic BPF programs). */
+  /** The description format: 'bpf' (classic BPF, first match wins) or 'dpf' (merged trie, most specific wins). Default 'bpf'. */
   filterType?: FilterType;
+  /** Compile the rule set to WebAssembly (lazily; the interpreter runs meanwhile). Default true. */
+  jit?: boolean;
+  /**
+   * Capacities of the DPF trie: trie nodes (one per atom not shared with another
+   * owner's path; default 8 per owner), edges (default = nodes), distinct fields
+   * (default 4096). About 48 bytes per node of the arena's control region.
+   */
+  dpf?: { maxNodes?: number; maxEdges?: number; maxFields?: number };
   /** Where packets no description matches go; without one they are dropped as `nomatch`. */
   defaultNetio?: NetioLike | null;
   /** The arena packets live in; a default-sized one is created when omitted. */
@@ -65,6 +96,8 @@ export interface OwnerStats {
 }
 
 export interface DispatcherStats {
+  /** The compiled classifier: whether it is on, in use now, and how many modules were compiled. */
+  jit: { enabled: boolean; active: boolean; compiles: number };
   in: number;
   delivered: number;
   dropped: Record<DropReason, number>;
@@ -79,6 +112,9 @@ export interface OwnerInfo {
 
 interface Owner {
   id: number;
+  /** What the filter holds for this owner: its program (bpf) or its canonical paths (dpf). */
+  program: BpfProgram | null;
+  paths: CanonicalAtom[][];
   name: string;
   netio: Netio;
   packets: number;
@@ -107,6 +143,13 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   private readonly one: Uint32Array;
   private readonly staging: number;
   private readonly masks: number;
+  private readonly resultsAddr: number;
+  private readonly trie: DpfTrie | null;
+  /** Programs in filter-id order (registration order), for the compiled module. */
+  private readonly programs: BpfProgram[] = [];
+  private readonly programOwners: number[] = [];
+  private readonly jit: LazyModule<{ classify(slots: number, n: number, results: number): void }> | null;
+  private jitShape = -1;
   private inCount = 0;
   private delivered = 0;
   private readonly drops: Record<DropReason, number> = { nomatch: 0, 'owner-error': 0, unregistered: 0, noslot: 0, kernel: 0 };
@@ -116,7 +159,9 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     super();
     this.arena = arena;
     this.filterType = options.filterType ?? 'bpf';
-    if (this.filterType !== 'bpf') throw new NetpdError('EINVAL', `unknown filter type "${String(this.filterType)}"; this version supports "bpf"`);
+    if (this.filterType !== 'bpf' && this.filterType !== 'dpf') {
+      throw new NetpdError('EINVAL', `unknown filter type "${String(this.filterType)}"; use "bpf" or "dpf"`);
+    }
     this.maxOwners = positive(options.maxOwners ?? 4096, 'maxOwners', 1 << 20);
     const programCapacity = positive(options.programCapacity ?? 131072, 'programCapacity', 1 << 26);
     this.burstSize = positive(options.burstSize ?? 256, 'burstSize', 1 << 16);
@@ -132,9 +177,21 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     this.runs = new Uint32Array(arena.memory.buffer, v.getUint32(this.d + L.dispRuns, true), this.burstSize * this.runWords);
     this.staging = v.getUint32(this.d + L.dispStaging, true);
     this.masks = v.getUint32(this.d + L.dispMasks, true);
+    this.resultsAddr = v.getUint32(this.d + L.dispResults, true);
+    const dpf = options.dpf ?? {};
+    // A 5-tuple takes 8 nodes, most of them shared with other owners' paths.
+    const maxNodes = dpf.maxNodes ?? this.maxOwners * 8 + 64;
+    this.trie = this.filterType === 'dpf'
+      ? DpfTrie.create(arena, { maxNodes, maxEdges: dpf.maxEdges ?? maxNodes, maxFields: dpf.maxFields ?? 4096 })
+      : null;
+    this.jit = options.jit === false ? null : new LazyModule({
+      build: () => this.moduleBytes(),
+      imports: { env: { memory: arena.memory } },
+      onError: (err) => this.emit('error', err, { id: -1, name: 'jit' }),
+    });
     this.owners = new Array<Owner | null>(this.maxOwners).fill(null);
     this.defaultOwner = options.defaultNetio
-      ? { id: -1, name: 'default', netio: toNetio(options.defaultNetio, 'defaultNetio'), packets: 0, bytes: 0, errors: 0, active: true }
+      ? { id: -1, program: null, paths: [], name: 'default', netio: toNetio(options.defaultNetio, 'defaultNetio'), packets: 0, bytes: 0, errors: 0, active: true }
       : null;
     this.batch = new PacketBatch(arena, this.order);
     this.cursor = new Packet(arena);
@@ -158,20 +215,43 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   }
 
   /**
-   * Registers an owner for packets matching `description`: a pcap-filter expression
-   * (compiled by compileFilter), or a classic BPF program as instructions or tcpdump
-   * -ddd text. Returns the owner id. Throws EFILTER for a bad expression, EBADPROG for
-   * an invalid program, EFULL when the owner table or program memory is full.
+   * Registers an owner for packets matching `description` (see Description). Returns
+   * the owner id. Throws EFILTER for an expression that does not compile (for 'dpf':
+   * also one DPF cannot express, saying why), EBADPROG for an invalid program, EBADDESC
+   * for a malformed DPF description, EDUPDESC for a DPF description equal to a
+   * registered one, EFULL when the owner table, program memory or trie is full.
    */
   register(description: Description, netio: NetioLike, options: RegisterOptions = {}): number {
     const target = toNetio(netio, 'netio');
-    const program = this.toBpf(description);
-    const len = loadProgram(this.arena, this.staging, this.masks, program);
-    const pid = this.arena.core.dispatch_bpf_add(this.d, len) >>> 0;
+    const core = this.arena.core;
+    let program: BpfProgram | null = null;
+    let paths: CanonicalAtom[][] = [];
+    let len = 0;
+    if (this.trie) paths = toDpf(description);
+    else len = loadProgram(this.arena, this.staging, this.masks, (program = this.toBpf(description)));
+    const pid = core.dispatch_add(this.d, len) >>> 0;
     if (pid === PID_NONE) {
       throw new NetpdError('EFULL', `cannot register another owner: ${this.ownerCount} owners of ${this.maxOwners} registered, or program memory is full`);
     }
-    this.owners[pid & INDEX_MASK] = { id: pid, name: options.name ?? `owner-${pid}`, netio: target, packets: 0, bytes: 0, errors: 0, active: true };
+    const index = pid & INDEX_MASK;
+    if (this.trie) {
+      const done: CanonicalAtom[][] = [];
+      try {
+        for (const path of paths) {
+          this.trie.insert(path, index);
+          done.push(path);
+        }
+      } catch (err) {
+        for (const path of done) this.trie.remove(path);
+        core.dispatch_remove(this.d, pid);
+        throw err;
+      }
+    } else {
+      this.programs.push(program!);
+      this.programOwners.push(pid);
+    }
+    this.owners[index] = { id: pid, program, paths, name: options.name ?? `owner-${pid}`, netio: target, packets: 0, bytes: 0, errors: 0, active: true };
+    this.rulesChanged();
     return pid;
   }
 
@@ -181,8 +261,48 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       throw new NetpdError('EBADID', `no registered owner has id ${id}`);
     }
     const owner = this.owners[id & INDEX_MASK];
-    if (owner) owner.active = false;
+    if (owner) {
+      owner.active = false;
+      for (const path of owner.paths) this.trie?.remove(path);
+    }
+    const at = this.programOwners.indexOf(id);
+    if (at >= 0) {
+      this.programOwners.splice(at, 1);
+      this.programs.splice(at, 1);
+    }
     this.owners[id & INDEX_MASK] = null;
+    this.rulesChanged();
+  }
+
+  /**
+   * Resolves once the compiled classifier matches the owners registered now (at once
+   * when `jit` is off). Dispatch never waits for it: until then the interpreter runs.
+   */
+  jitReady(): Promise<void> {
+    return this.jit?.ready() ?? Promise.resolve();
+  }
+
+  /** True when bursts are being classified by compiled code right now. */
+  get jitActive(): boolean {
+    return this.jit?.current != null;
+  }
+
+  private rulesChanged(): void {
+    if (!this.jit) return;
+    if (this.trie) {
+      // Data-only changes (an owner under an existing hash node) keep the module, or
+      // the one being compiled: generated code reads nodes, edges and terminals at run time.
+      const shape = this.trie.structureVersion;
+      if (shape === this.jitShape) return;
+      this.jitShape = shape;
+    }
+    this.jit.invalidate();
+  }
+
+  private moduleBytes(): Uint8Array<ArrayBuffer> | null {
+    if (this.trie) return this.trie.stats.owners === 0 ? null : dpfModuleBytes(this.trie, burstLayout(this.arena), arenaMemoryLimits(this.arena));
+    if (this.programs.length === 0) return null;
+    return bpfModuleBytes(this.programs, burstLayout(this.arena), arenaMemoryLimits(this.arena));
   }
 
   /** Number of owners registered. */
@@ -205,12 +325,26 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       this.inCount += n;
       for (let done = 0; done < n; done += this.burstSize) {
         const k = Math.min(this.burstSize, n - done);
-        const runCount = this.arena.core.dispatch_classify(this.d, addr + done * 4, k);
-        this.deliverRuns(runCount);
+        this.deliverRuns(this.classify(addr + done * 4, k));
       }
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Classifies k slots at addr into runs by owner (one or two calls into WebAssembly). */
+  private classify(addr: number, k: number): number {
+    const core = this.arena.core;
+    const compiled = this.jit?.current;
+    if (compiled) {
+      compiled.classify(addr, k, this.resultsAddr);
+      return core.dispatch_group(this.d, addr, k, this.trie ? 0 : 1);
+    }
+    if (this.trie) {
+      core.dpf_classify_burst(this.trie.address, this.arena.base, addr, k, this.resultsAddr);
+      return core.dispatch_group(this.d, addr, k, 0);
+    }
+    return core.dispatch_classify(this.d, addr, k);
   }
 
   private deliverRuns(runCount: number): void {
@@ -282,8 +416,10 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       // -ddd text, or else a pcap-filter expression compiled for Ethernet.
       return isDddText(description) ? toProgram(description) : compileFilter(description);
     }
-    if (!Array.isArray(description)) throw new NetpdError('EBADDESC', 'a bpf description is an array of {code, jt, jf, k} or tcpdump -ddd text');
-    return description;
+    if (!Array.isArray(description) || !description.every(isInstruction)) {
+      throw new NetpdError('EBADDESC', 'a bpf description is an expression, tcpdump -ddd text, or an array of {code, jt, jf, k}');
+    }
+    return description as BpfProgram;
   }
 
   /**
@@ -302,6 +438,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     for (const o of this.owners) if (o) owners.push({ id: o.id, name: o.name, packets: o.packets, bytes: o.bytes, errors: o.errors });
     const d = this.defaultOwner;
     return {
+      jit: { enabled: this.jit !== null, active: this.jitActive, compiles: this.jit?.compiles ?? 0 },
       in: this.inCount,
       delivered: this.delivered,
       dropped: { ...this.drops },
@@ -309,6 +446,30 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       default: { packets: d?.packets ?? 0, bytes: d?.bytes ?? 0, errors: d?.errors ?? 0 },
     };
   }
+}
+
+function isInstruction(x: unknown): boolean {
+  return typeof x === 'object' && x !== null && 'code' in x && 'k' in x;
+}
+
+/** A 'dpf' description as canonical paths, one per alternative. */
+function toDpf(description: Description): CanonicalAtom[][] {
+  // Optimized, as the 'bpf' filter type compiles expressions: the descriptions then
+  // accept exactly what that program accepts, packets cut short included.
+  if (typeof description === 'string') return compileDpf(description, { optimize: true });
+  if (!Array.isArray(description) || description.length === 0) {
+    throw new NetpdError('EBADDESC', 'a dpf description is an expression, an array of atoms, or an array of such arrays');
+  }
+  if (description.every(Array.isArray)) {
+    const paths = new Map<string, CanonicalAtom[]>();
+    for (const d of description as readonly DpfDescription[]) {
+      const path = canonicalDescription(d);
+      paths.set(descriptionKey(path), path);
+    }
+    return [...paths.values()];
+  }
+  if (description.some(isInstruction)) throw new NetpdError('EBADDESC', 'a classic BPF program was given to a "dpf" dispatcher; create it with filterType "bpf"');
+  return [canonicalDescription(description)];
 }
 
 function positive(v: number, name: string, max: number): number {

@@ -100,6 +100,11 @@ describe('netpd run', () => {
       [['send', '-i', 'lo'], /EINVAL: send needs -i IFACE and -r FILE/],
       [['send', '-i', 'lo', '-r', bad, '--pps', '0'], /EINVAL: --pps takes a positive rate in packets per second, got "0"/],
       [['filter', '-r', bad], /an expression or --program/],
+      [['run', '--filter-type', 'trie'], /EINVAL: --filter-type takes bpf or dpf, got "trie"/],
+      [['run', '--jit', '--no-jit'], /EINVAL: give --jit or --no-jit, not both/],
+      [['run', '--filter-type', 'dpf', '--rule', 'notarp=not arp'], /EFILTER: rule "notarp": "not arp" has no DPF form: /],
+      [['bench', 'dispatch', '-r', bad], /EINVAL: bench dispatch needs -r FILE and --rules-file RULES/],
+      [['bench', 'compile'], /EINVAL: bench takes "dispatch", got "compile"/],
     ];
     for (const [args, message] of cases) {
       const r = netpd(...args);
@@ -110,6 +115,35 @@ describe('netpd run', () => {
     const unknown = netpd('run', '--bogus');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/usage/);
+  });
+});
+
+describe('netpd run --filter-type, --jit and netpd bench dispatch', () => {
+  it('routes the bundled sample the same with DPF and BPF, compiled or interpreted (its rules do not overlap)', () => {
+    const reference = netpd('run', '--json');
+    expect(reference.status).toBe(0);
+    for (const flags of [['--filter-type', 'dpf'], ['--filter-type', 'dpf', '--no-jit'], ['--no-jit'], ['--jit']]) {
+      const r = netpd('run', '--json', ...flags);
+      expect(r.status, flags.join(' ')).toBe(0);
+      expect(lastJson(r.stdout), flags.join(' ')).toEqual(lastJson(reference.stdout));
+    }
+  });
+
+  it('bench dispatch reports the median time per packet and what matched, as one JSON line', () => {
+    const rules = join(tmp, 'sample.rules');
+    const sample = JSON.parse(readFileSync(join(root, 'samples/rules.json'), 'utf8')) as { expr: string }[];
+    writeFileSync(rules, `# the bundled sample's rules\n${sample.map((r) => r.expr).join('\n')}\n\n`);
+    const run = lastJson(netpd('run', '--json').stdout);
+    for (const flags of [[], ['--filter-type', 'dpf'], ['--no-jit']]) {
+      const r = netpd('bench', 'dispatch', '-r', join(root, 'samples/sample.pcap'), '--rules-file', rules, '--time', '50', '--json', ...flags);
+      expect(r.status, flags.join(' ')).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { rules: number; nsPerPacket: number; mpps: number; matched: number };
+      expect(Object.keys(out)).toEqual(['rules', 'nsPerPacket', 'mpps', 'matched']);
+      expect(out.rules).toBe(sample.length);
+      expect(out.matched).toBe(run.packets - run.default.packets);
+      expect(out.nsPerPacket).toBeGreaterThan(0);
+      expect(out.mpps).toBeCloseTo(1000 / out.nsPerPacket, 1);
+    }
   });
 });
 

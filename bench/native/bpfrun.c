@@ -7,9 +7,12 @@
  *   bpfrun match PROGRAM.ddd FILE.pcap
  *       prints the 1-based numbers of the packets the program accepts, one per line
  *   bpfrun bench PROGRAM.ddd [PROGRAM2.ddd ...] FILE.pcap [--seconds S]
+ *   bpfrun bench --rules RULES FILE.pcap [--seconds S]
  *       holds FILE's packets in memory and runs the programs over them again and
  *       again for about S seconds (default 1), per packet one program after another
- *       until one accepts (like a dispatcher); prints one JSON line
+ *       until one accepts (like a dispatcher); with --rules the programs are the
+ *       lines of RULES (pcap-filter expressions; blank and # lines skipped) compiled
+ *       by libpcap's own pcap_compile for Ethernet, optimizer on; prints one JSON line
  *       {"packets":N,"programs":P,"nsPerPacket":X,"pps":Y,"accepted":A}
  *       where accepted counts the packets of one pass that some program accepted
  *
@@ -63,6 +66,7 @@ static void usage(void)
 {
     fputs("usage: bpfrun match PROGRAM.ddd FILE.pcap\n"
           "       bpfrun bench PROGRAM.ddd [PROGRAM2.ddd ...] FILE.pcap [--seconds S]\n"
+          "       bpfrun bench --rules RULES FILE.pcap [--seconds S]\n"
           "PROGRAM.ddd is `tcpdump -ddd` output: a count line, then `code jt jf k` lines.\n",
           stderr);
     exit(2);
@@ -206,6 +210,45 @@ static void load_program(const char *path, struct program *prog)
             "or no return at the end)", path);
 }
 
+/* Compile every expression line of `path` with libpcap; returns how many. */
+static int load_rules(const char *path, struct program **out)
+{
+    size_t size;
+    char *text = read_all(path, &size);
+    int cap = 64, n = 0, lineno = 0;
+    struct program *progs = malloc((size_t)cap * sizeof *progs);
+    pcap_t *dead = pcap_open_dead(DLT_EN10MB, 262144);
+    if (!progs || !dead)
+        die("out of memory");
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        lineno++;
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t len = strlen(line);
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = '\0';
+        if (len == 0 || line[0] == '#')
+            continue;
+        struct bpf_program fp;
+        if (pcap_compile(dead, &fp, line, 1, PCAP_NETMASK_UNKNOWN) != 0)
+            die("%s: line %d: libpcap cannot compile \"%s\": %s", path, lineno, line, pcap_geterr(dead));
+        if (n == cap) {
+            cap *= 2;
+            progs = realloc(progs, (size_t)cap * sizeof *progs);
+            if (!progs)
+                die("out of memory");
+        }
+        progs[n].path = path;
+        progs[n].insns = fp.bf_insns;
+        progs[n].len = (int)fp.bf_len;
+        n++;
+    }
+    pcap_close(dead);
+    free(text);
+    *out = progs;
+    return n;
+}
+
 static pcap_t *open_capture(const char *path)
 {
     char errbuf[PCAP_ERRBUF_SIZE];
@@ -270,10 +313,16 @@ static int cmd_bench(int argc, char **argv)
 {
     double seconds = 1.0;
     const char *paths[argc > 0 ? argc : 1];
+    const char *rules = NULL;
     int npaths = 0;
     for (int i = 0; i < argc; i++) {
         const char *val = NULL;
-        if (strcmp(argv[i], "--seconds") == 0) {
+        if (strcmp(argv[i], "--rules") == 0) {
+            if (i + 1 >= argc)
+                die("--rules needs a file");
+            rules = argv[++i];
+            continue;
+        } else if (strcmp(argv[i], "--seconds") == 0) {
             if (i + 1 >= argc)
                 die("--seconds needs a value");
             val = argv[++i];
@@ -291,15 +340,23 @@ static int cmd_bench(int argc, char **argv)
         if (errno || end == val || *end || !(seconds > 0) || seconds > 3600)
             die("--seconds wants a number of seconds in (0, 3600], got '%s'", val);
     }
-    if (npaths < 2)
+    if (npaths < (rules ? 1 : 2) || (rules && npaths != 1))
         usage();
-    int nprogs = npaths - 1;
     const char *capture = paths[npaths - 1];
-    struct program *progs = calloc((size_t)nprogs, sizeof *progs);
-    if (!progs)
-        die("out of memory");
-    for (int j = 0; j < nprogs; j++)
-        load_program(paths[j], &progs[j]);
+    struct program *progs;
+    int nprogs;
+    if (rules) {
+        nprogs = load_rules(rules, &progs);
+        if (nprogs == 0)
+            die("%s: no rules", rules);
+    } else {
+        nprogs = npaths - 1;
+        progs = calloc((size_t)nprogs, sizeof *progs);
+        if (!progs)
+            die("out of memory");
+        for (int j = 0; j < nprogs; j++)
+            load_program(paths[j], &progs[j]);
+    }
 
     /* Load every packet into one buffer. */
     pcap_t *pc = open_capture(capture);

@@ -31,10 +31,13 @@
 // already proven (the minimum over its predecessors), and a block whose need is already
 // proven makes no check at all; in a typical filter only the first block checks.
 //
-// A module holds `filter_<i>(pkt, buflen, wirelen)` for each program and `classify`,
+// A module holds `filter_<i>(pkt, buflen, wirelen)` for each program, `classify`,
 // which runs a burst of slots through the programs in order (first match wins) without
-// leaving WebAssembly. It imports the arena's shared memory, so workers sharing the
-// arena may instantiate it too.
+// leaving WebAssembly, and `verdicts`, program 0's return value for each slot of a
+// burst (BpfFilter's compiled run). The burst loops carry the programs' bodies inline
+// (a program's returns become branches out of its block) for up to INLINE_PROGRAMS
+// programs, and call the filter functions beyond. It imports the arena's shared
+// memory, so workers sharing the arena may instantiate it too.
 
 import { NetpdError } from '../errors.js';
 import { validateProgram, type BpfInstruction, type BpfProgram } from '../bpf.js';
@@ -118,8 +121,8 @@ export function bpfModuleBytes(programs: readonly BpfProgram[], layout: BurstLay
     }
     mod.addFunction(compileProgram(program), `filter_${i}`);
   });
-  mod.addFunction(burstLoop(programs.length, layout, 'classify'), 'classify');
-  if (programs.length > 0) mod.addFunction(burstLoop(programs.length, layout, 'verdicts'), 'verdicts');
+  mod.addFunction(burstLoop(programs.length, layout, 'classify', programs), 'classify');
+  if (programs.length > 0) mod.addFunction(burstLoop(programs.length, layout, 'verdicts', programs), 'verdicts');
   return mod.bytes();
 }
 
@@ -137,6 +140,13 @@ export function compileBpfModuleAsync(programs: readonly BpfProgram[], layout: B
 export function instantiateBpfModule(module: WebAssembly.Module, memory: WebAssembly.Memory): BpfModuleExports {
   return new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as BpfModuleExports;
 }
+
+/**
+ * Rule sets up to this size are inlined into the burst loop (no call per program and
+ * packet); larger ones call their filter functions, so no one function grows so large
+ * that V8's optimizing compiler slows down registration.
+ */
+const INLINE_PROGRAMS = 16;
 
 // Parameters of every filter function.
 const PKT = 0, BUFLEN = 1, WIRELEN = 2;
@@ -220,6 +230,10 @@ function planOf(prog: BpfProgram): Plan {
 }
 
 interface Registers {
+  /** Locals holding the packet's address, captured length and wire length. */
+  pkt: number;
+  buflen: number;
+  wirelen: number;
   A: number;
   X: number;
   /** A temporary for byte swaps. */
@@ -228,14 +242,27 @@ interface Registers {
   mem(k: number): number;
   /** The relative depth of the branch to instruction `target`. */
   depth(target: number): number;
+  /** Leaves the program with the u32 on the stack as its verdict. */
+  exit(c: CodeBuilder): void;
 }
 
 /** Emits one program as `(pkt, buflen, wirelen) -> u32`. */
 function compileProgram(prog: BpfProgram): CodeBuilder {
   const c = new CodeBuilder(['i32', 'i32', 'i32'], ['i32']);
+  emitProgram(c, prog, { pkt: PKT, buflen: BUFLEN, wirelen: WIRELEN }, (code) => { code.return(); });
+  return c;
+}
+
+/**
+ * Emits a program's body into `c`, reading the packet from the locals `io`; every way
+ * out leaves the verdict on the stack and calls `exit` (a return, or — inlined into a
+ * burst loop — a branch out of the block that holds the body).
+ */
+function emitProgram(c: CodeBuilder, prog: BpfProgram, io: { pkt: number; buflen: number; wirelen: number }, exit: (c: CodeBuilder) => void): void {
   const M = new Map<number, number>();
   const plan = planOf(prog);
   const { reachable, leader, targets } = plan;
+  const exitDepth = c.openBlocks;
 
   // One block per jump target, the farthest outermost; position[t] is its place in the
   // stack of open blocks, from which a branch's relative depth follows.
@@ -245,6 +272,7 @@ function compileProgram(prog: BpfProgram): CodeBuilder {
     position.set(targets[i], c.openBlocks - 1);
   }
   const r: Registers = {
+    ...io,
     A: c.addLocal('i32'),
     X: c.addLocal('i32'),
     T: c.addLocal('i32'),
@@ -254,7 +282,10 @@ function compileProgram(prog: BpfProgram): CodeBuilder {
       return local;
     },
     depth: (target) => c.openBlocks - 1 - position.get(target)!,
+    exit,
   };
+  // The interpreter starts every packet with A = X = 0 (M[] is always stored before it is read).
+  if (exitDepth > 0) c.i32Const(0).localSet(r.A).i32Const(0).localSet(r.X);
 
   let returned = false;   // the last instruction emitted was a return
   let skip = false;       // inside a dead block
@@ -264,23 +295,24 @@ function compileProgram(prog: BpfProgram): CodeBuilder {
     if (leader[pc]) {
       skip = plan.dead[pc];
       if (skip) {
-        reject(c);
+        reject(c, r);
         returned = true;
       } else if (plan.check[pc] > 0) {
-        c.localGet(BUFLEN).i32Const(plan.check[pc]).i32LtU().if();
-        reject(c).end();
+        c.localGet(r.buflen).i32Const(plan.check[pc]).i32LtU().if();
+        reject(c, r);
+        c.end();
       }
     }
     if (!skip) returned = emitInstruction(c, prog[pc], pc, r);
   }
-  // Every path returns; the engine's validator only needs to be told when the last
-  // instruction it sees is not a return.
+  // Every path leaves; the engine's validator only needs to be told when the last
+  // instruction it sees is not a way out.
   if (!returned) c.unreachable();
-  return c;
 }
 
-function reject(c: CodeBuilder): CodeBuilder {
-  return c.i32Const(0).return();
+function reject(c: CodeBuilder, r: Registers): void {
+  c.i32Const(0);
+  r.exit(c);
 }
 
 /** Emits one instruction; returns true when it was a return. */
@@ -288,17 +320,17 @@ function emitInstruction(c: CodeBuilder, ins: BpfInstruction, pc: number, r: Reg
   const { code, k } = ins;
   const { A, X } = r;
   switch (code) {
-    case RET: c.i32Const(k).return(); return true;
-    case RET_A: c.localGet(A).return(); return true;
-    case LD | W | ABS: c.localGet(PKT).i32Load(k, 0); swap32(c, r.T); c.localSet(A); break;
-    case LD | H | ABS: c.localGet(PKT).i32Load16U(k, 0); swap16(c, r.T); c.localSet(A); break;
-    case LD | B | ABS: c.localGet(PKT).i32Load8U(k).localSet(A); break;
-    case LD | W | IND: indirect(c, k, 4, X); c.i32Load(k, 0); swap32(c, r.T); c.localSet(A); break;
-    case LD | H | IND: indirect(c, k, 2, X); c.i32Load16U(k, 0); swap16(c, r.T); c.localSet(A); break;
-    case LD | B | IND: indirect(c, k, 1, X); c.i32Load8U(k).localSet(A); break;
-    case LDX | B | MSH: c.localGet(PKT).i32Load8U(k).i32Const(0xf).i32And().i32Const(2).i32Shl().localSet(X); break;
-    case LD | W | LEN: c.localGet(WIRELEN).localSet(A); break;
-    case LDX | W | LEN: c.localGet(WIRELEN).localSet(X); break;
+    case RET: c.i32Const(k); r.exit(c); return true;
+    case RET_A: c.localGet(A); r.exit(c); return true;
+    case LD | W | ABS: c.localGet(r.pkt).i32Load(k, 0); swap32(c, r.T); c.localSet(A); break;
+    case LD | H | ABS: c.localGet(r.pkt).i32Load16U(k, 0); swap16(c, r.T); c.localSet(A); break;
+    case LD | B | ABS: c.localGet(r.pkt).i32Load8U(k).localSet(A); break;
+    case LD | W | IND: indirect(c, k, 4, r); c.i32Load(k, 0); swap32(c, r.T); c.localSet(A); break;
+    case LD | H | IND: indirect(c, k, 2, r); c.i32Load16U(k, 0); swap16(c, r.T); c.localSet(A); break;
+    case LD | B | IND: indirect(c, k, 1, r); c.i32Load8U(k).localSet(A); break;
+    case LDX | B | MSH: c.localGet(r.pkt).i32Load8U(k).i32Const(0xf).i32And().i32Const(2).i32Shl().localSet(X); break;
+    case LD | W | LEN: c.localGet(r.wirelen).localSet(A); break;
+    case LDX | W | LEN: c.localGet(r.wirelen).localSet(X); break;
     case LD | IMM: c.i32Const(k).localSet(A); break;
     case LDX | IMM: c.i32Const(k).localSet(X); break;
     case LD | MEM: c.localGet(r.mem(k)).localSet(A); break;
@@ -321,10 +353,11 @@ function emitInstruction(c: CodeBuilder, ins: BpfInstruction, pc: number, r: Reg
  * when X > buflen - (k + size). The block's check has proven buflen >= k + size, so the
  * subtraction cannot wrap and the address stays inside the captured bytes.
  */
-function indirect(c: CodeBuilder, k: number, size: number, X: number): void {
-  c.localGet(X).localGet(BUFLEN).i32Const(k + size).i32Sub().i32GtU().if();
-  reject(c).end();
-  c.localGet(PKT).localGet(X).i32Add();
+function indirect(c: CodeBuilder, k: number, size: number, r: Registers): void {
+  c.localGet(r.X).localGet(r.buflen).i32Const(k + size).i32Sub().i32GtU().if();
+  reject(c, r);
+  c.end();
+  c.localGet(r.pkt).localGet(r.X).i32Add();
 }
 
 /** Network-order word from the little-endian one on the stack: rotate each byte pair into place. */
@@ -374,7 +407,8 @@ function alu(c: CodeBuilder, code: number, k: number, r: Registers): void {
   const operation = code & 0xf0;
   if (byX && (operation === DIV || operation === MOD)) {
     c.localGet(X).i32Eqz().if();
-    reject(c).end();
+    reject(c, r);
+    c.end();
   }
   c.localGet(A);
   if (byX) c.localGet(X);
@@ -401,7 +435,7 @@ function alu(c: CodeBuilder, code: number, k: number, r: Registers): void {
  * The burst loop. `classify`: for each slot, the index of the first accepting program
  * (count when none). `verdicts`: for each slot, program 0's return value.
  */
-function burstLoop(count: number, L: BurstLayout, kind: 'classify' | 'verdicts'): CodeBuilder {
+function burstLoop(count: number, L: BurstLayout, kind: 'classify' | 'verdicts', programs: readonly BpfProgram[]): CodeBuilder {
   const SLOTS = 0, N = 1, RESULTS = 2;
   const c = new CodeBuilder(['i32', 'i32', 'i32'], ['i32']);
   const slot = c.addLocal('i32');
@@ -420,14 +454,27 @@ function burstLoop(count: number, L: BurstLayout, kind: 'classify' | 'verdicts')
   c.localGet(RESULTS);
   if (kind === 'classify') {
     c.block('i32');
+    const first = c.openBlocks;
     for (let i = 0; i < count; i++) {
-      // br_if carries the program's index out when its verdict is nonzero.
-      c.i32Const(i).localGet(pkt).localGet(buflen).localGet(wirelen).call(i).brIf(0).drop();
+      if (count <= INLINE_PROGRAMS) {
+        // Inlined: the verdict comes out of the program's block; nonzero carries i out.
+        c.block('i32');
+        const own = c.openBlocks;
+        emitProgram(c, programs[i], { pkt, buflen, wirelen }, (code) => { code.br(code.openBlocks - own); });
+        c.end().if().i32Const(i).br(c.openBlocks - first).end();
+      } else {
+        // br_if carries the program's index out when its verdict is nonzero.
+        c.i32Const(i).localGet(pkt).localGet(buflen).localGet(wirelen).call(i).brIf(0).drop();
+      }
     }
     c.i32Const(count).end().localTee(result).i32Store();
     c.localGet(matched).localGet(result).i32Const(count).i32LtU().i32Add().localSet(matched);
   } else {
-    c.localGet(pkt).localGet(buflen).localGet(wirelen).call(0).localTee(result).i32Store();
+    // The one program inlined: its ways out branch out of this block with the verdict.
+    c.block('i32');
+    const outer = c.openBlocks;
+    emitProgram(c, programs[0], { pkt, buflen, wirelen }, (code) => { code.br(code.openBlocks - outer); });
+    c.end().localTee(result).i32Store();
     c.localGet(matched).localGet(result).i32Const(0).i32Ne().i32Add().localSet(matched);
   }
   c.localGet(SLOTS).i32Const(4).i32Add().localSet(SLOTS);
