@@ -34,7 +34,7 @@ const soakAt = process.argv.indexOf('--soak');
 const soakSeconds = soakAt >= 0 ? Number(process.argv[soakAt + 1]) : 0;
 const FRAMES = 4096;
 const TX_PACKETS = quick ? 500_000 : 3_000_000;
-const RX_PACKETS = quick ? 300_000 : 1_000_000;
+const RX_PACKETS = quick ? 300_000 : 5_000_000;
 const log = (s) => { if (!json) console.log(s); };
 
 const skip = labSkipReason() ?? toolSkipReason('tcpdump') ?? toolSkipReason('tcpreplay') ?? toolSkipReason('taskset');

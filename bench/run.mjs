@@ -1,6 +1,6 @@
 // netpd's benchmarks, each beside its peer in the same run and table:
 //   arena burst alloc/free and ring burst enqueue/dequeue (slots/s) at bursts 1..256;
-//   the classic BPF interpreter on the bundled sample, 1 and 10 filters, against
+//   classic BPF, interpreted and compiled to WebAssembly, on the bundled sample, 1 and 10 filters, against
 //   libpcap's own bpf_filter() running the same -ddd programs over the same packets
 //   (bench/native/bpfrun.c, built with gcc when libpcap-dev is present).
 // Usage: npm run bench [-- --json] [-- --quick]
@@ -74,14 +74,24 @@ if (!existsSync(native)) {
   for (const [label, dir] of Object.entries(sets)) {
     const files = readdirSync(dir).filter((f) => f.endsWith('.ddd')).sort().map((f) => `${dir}/${f}`);
     const programs = files.map((f) => parseDdd(readFileSync(f, 'utf8')));
-    // The interpreter through the dispatcher: classify every burst, one owner per program.
-    const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch() {} }, burstSize: 256 });
-    programs.forEach((p, i) => pd.register(p, { pushBatch() {} }, { name: `r${i}` }));
+    // Through the dispatcher (classify every burst, one owner per program), interpreted
+    // and compiled to WebAssembly; and a single program run over bursts, both ways.
+    const dispatchers = [];
+    for (const jit of [false, true]) {
+      const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch() {} }, burstSize: 256, jit });
+      programs.forEach((p, i) => pd.register(p, { pushBatch() {} }, { name: `r${i}` }));
+      await pd.jitReady();
+      dispatchers.push([jit ? 'compiled' : 'interpreted', pd]);
+    }
     const bursts = [];
     for (let i = 0; i < n; i += 256) bursts.push(all.subarray(i, Math.min(n, i + 256)));
-    const single = programs.length === 1 ? new BpfFilter(arena, programs[0]) : null;
-    const tasks = [[`netpd dispatcher, ${label}`, () => { for (const b of bursts) pd.dispatchBurst(b, b.length); }]];
-    if (single) tasks.push([`netpd BpfFilter.run, ${label}`, () => { for (const b of bursts) single.run(b, b.length, out); }]);
+    const tasks = dispatchers.map(([how, pd]) => [`netpd dispatcher (${how}), ${label}`, () => { for (const b of bursts) pd.dispatchBurst(b, b.length); }]);
+    if (programs.length === 1) {
+      for (const jit of [false, true]) {
+        const single = new BpfFilter(arena, programs[0], { jit });
+        tasks.push([`netpd BpfFilter.run (${jit ? 'compiled' : 'interpreted'}), ${label}`, () => { for (const b of bursts) single.run(b, b.length, out); }]);
+      }
+    }
     for (const r of await runBench(tasks)) rows.push({ group: `bpf ${label}`, name: r.name, unit: 'packets/s', value: r.hz * n });
     if (!nativeNote) {
       const res = JSON.parse(execFileSync(native, ['bench', ...files, sample, '--seconds', quick ? '0.3' : '1.5'], { encoding: 'utf8' }).trim().split('\n').pop());
