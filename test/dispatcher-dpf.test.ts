@@ -204,6 +204,37 @@ describe('DPF at scale', () => {
     }
   });
 
+  it('owners registered and unregistered from inside a netio callback, compiled or not: the change applies from the next burst', async () => {
+    for (const jit of [false, true]) {
+      const arena = Arena.create({ slotSize: 128, slotCount: 64 });
+      const fl = flows(3);
+      const seen: string[] = [];
+      const pd = PacketDispatcher.create({ arena, filterType: 'dpf', jit, defaultNetio: () => seen.push('default') });
+      let second = -1;
+      const first = pd.register(fiveTuple(fl[0]), () => {
+        seen.push('first');
+        if (second < 0) second = pd.register(fiveTuple(fl[1]), () => seen.push('second'));
+        else pd.unregister(first);
+      });
+      await pd.jitReady();
+      const vec = arena.burstVector(2);
+      const burst = async () => {
+        expect(arena.allocBurst(vec, 2)).toBe(2);
+        putFrame(arena, vec[0], fl[0]);
+        putFrame(arena, vec[1], fl[1]);
+        pd.dispatchBurst(vec, 2);
+        arena.freeBurst(vec, 2);
+        await pd.jitReady();
+      };
+      await burst(); // 'second' is registered while this burst is delivered: its packet still goes to the default
+      await burst(); // now it is an owner; 'first' unregisters itself
+      await burst(); // 'first' is gone
+      expect(seen).toEqual(['first', 'default', 'first', 'second', 'default', 'second']);
+      expect(pd.stats().delivered).toBe(6);
+      expect(arena.stats.inUse).toBe(0);
+    }
+  });
+
   it('owners registered and unregistered between bursts: no packet lost, none misrouted, no slot leaked', async () => {
     const fl = flows(2000);
     for (const jit of [false, true]) {
