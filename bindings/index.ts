@@ -29,4 +29,5 @@ export {
 } from './bpf.js';
 export { PcapReader, PcapWriter } from './pcap/index.js';
 export { compileFilter, type CompileOptions } from './filter/compile.js';
+export type { DpfDescription, DpfAtom, DpfCompare, DpfShift, DpfShiftSpec } from './dpf/description.js';
 export { AfPacketSource, type AfPacketOptions, type AfPacketStats, type FanoutOptions, type FanoutMode } from './live/afpacket.js';
