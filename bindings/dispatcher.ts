@@ -187,7 +187,12 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     this.jit = options.jit === false ? null : new LazyModule({
       build: () => this.moduleBytes(),
       imports: { env: { memory: arena.memory } },
-      onError: (err) => this.emit('error', err, { id: -1, name: 'jit' }),
+      // The interpreter keeps classifying; a compile failure is a bug to report, not a
+      // reason to stop (and 'error' without a listener would throw).
+      onError: (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err, { id: -1, name: 'jit' });
+        else process.emitWarning(`netpd: compiling the classifier failed; interpreting instead: ${String(err)}`, { code: 'NETPD_JIT' });
+      },
     });
     this.owners = new Array<Owner | null>(this.maxOwners).fill(null);
     this.defaultOwner = options.defaultNetio
