@@ -112,6 +112,13 @@ int PacketSocket::receiveRing(uint32_t vec, uint32_t n, bool keep) {
     }
     if (rxLeft_ > 0) {
       auto* h = reinterpret_cast<tpacket3_hdr*>(rxFrame_);
+      // The kernel wrote the block on another CPU: ask for the next frame's header and
+      // first bytes while this one is copied, so the two cache misses overlap.
+      if (rxLeft_ > 1) {
+        const uint8_t* next = rxFrame_ + h->tp_next_offset;
+        __builtin_prefetch(next);
+        __builtin_prefetch(next + 64);
+      }
       if (keep) {
         const uint32_t slot = vecEntry(vec, filled);
         if (!validSlot(slot)) return -EINVAL;

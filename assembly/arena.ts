@@ -186,12 +186,23 @@ export function arena_free_burst(arena: usize, slots: usize, n: u32): u32 {
  * with the caller, allocated again (reference count 1), in slots[0..k); returns k.
  * A source refills these slots next instead of cycling through the whole arena, so
  * the slots it writes are still in cache (DPDK's per-core mempool cache, for the same
- * reason). Slots an owner still holds are left to it. Thread-safe.
+ * reason). Slots an owner still holds are left to it. Thread-safe: a count of 1 is the
+ * caller's own reference, which no other thread may touch (only a holder may retain or
+ * release), so the common case — no owner kept the packet — reads the count and
+ * writes nothing; only a slot someone else also holds takes an atomic decrement.
  */
 export function arena_reclaim_burst(arena: usize, slots: usize, n: u32): u32 {
-  const k = drop_references(arena, slots, n);
-  for (let i: u32 = 0; i < k; i++) {
-    atomic.store<i32>(slot_meta(arena, load<u32>(slots + (<usize>i << 2))) + REFCOUNT, 1);
+  let k: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const slot = load<u32>(slots + (<usize>i << 2));
+    const count = slot_meta(arena, slot) + REFCOUNT;
+    if (atomic.load<i32>(count) != 1) {
+      // Shared: drop ours. If the other holder let go meanwhile, it is ours alone again.
+      if (atomic.sub<i32>(count, 1) != 1) continue;
+      atomic.store<i32>(count, 1);
+    }
+    store<u32>(slots + (<usize>k << 2), slot);
+    k++;
   }
   return k;
 }

@@ -390,24 +390,33 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       this.delivered += count;
       return;
     }
+    // The run's count and bytes are settled once; only a packet that is not delivered
+    // (its netio threw, or the owner was unregistered mid-run) is taken back out.
     const push = netio.push!;
     const cursor = this.cursor;
+    const order = this.order;
+    let lost = 0;
+    let lostBytes = 0;
     for (let i = 0; i < count; i++) {
+      const slot = order[start + i];
       if (!owner.active) {
         this.drops.unregistered += count - i;
-        return;
+        lost += count - i;
+        for (let j = i; j < count; j++) lostBytes += this.arena.wireLen(order[start + j]);
+        break;
       }
-      cursor.slot = this.order[start + i];
+      cursor.slot = slot;
       try {
         push.call(netio, cursor);
       } catch (err) {
         this.ownerFailed(owner, 1, err);
-        continue;
+        lost++;
+        lostBytes += this.arena.wireLen(slot);
       }
-      owner.packets++;
-      owner.bytes += this.arena.wireLen(cursor.slot);
-      this.delivered++;
     }
+    owner.packets += count - lost;
+    owner.bytes += bytes - lostBytes;
+    this.delivered += count - lost;
   }
 
   private ownerFailed(owner: Owner, count: number, err: unknown): void {

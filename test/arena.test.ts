@@ -32,6 +32,29 @@ describe('arena', () => {
     expect(arena.free).toBe(4);
   });
 
+  it('reclaims into the caller\'s hands the slots no one else holds, and leaves shared ones to their other holder', () => {
+    const arena = Arena.create({ slotSize: 64, slotCount: 16 });
+    const vec = arena.burstVector(8);
+    expect(arena.allocBurst(vec, 8)).toBe(8);
+    const all = [...vec];
+    arena.retain(all[2]);
+    arena.retain(all[5]);
+    arena.retain(all[5]);
+    const k = arena.core.arena_reclaim_burst(arena.base, vec.byteOffset, 8);
+    expect(k).toBe(6);
+    expect([...vec.subarray(0, 6)]).toEqual(all.filter((_, i) => i !== 2 && i !== 5));
+    for (const s of vec.subarray(0, 6)) expect(arena.refCount(s)).toBe(1);
+    expect(arena.refCount(all[2])).toBe(1);
+    expect(arena.refCount(all[5])).toBe(2);
+    // Nothing went back to the free list: the caller and the other holders have all 8.
+    expect(arena.stats.inUse).toBe(8);
+    arena.freeBurst(vec, 6);
+    arena.release(all[2]);
+    arena.release(all[5]);
+    arena.release(all[5]);
+    expect(arena.stats.inUse).toBe(0);
+  });
+
   it('keeps the free list whole across many wrap-arounds of its ring', () => {
     const arena = Arena.create({ slotSize: 64, slotCount: 37 });
     const vec = arena.burstVector(32);
