@@ -292,7 +292,6 @@ async function send(args: string[]): Promise<number> {
   let stop = false;
   const removeSignals = onStopSignal(() => { stop = true; });
   let sent = 0;
-  let bytes = 0;
   const started = process.hrtime.bigint();
   const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
   // Pacing: a burst goes when the schedule (sent / pps seconds) allows it, in bursts of
@@ -315,7 +314,6 @@ async function send(args: string[]): Promise<number> {
             n = reader!.readBurst(vec, burstCap);
             if (n === 0) break;
           }
-          for (let i = 0; i < n; i++) bytes += arena.capLen(vec[i]);
           let done = 0;
           while (done < n && !stop) {
             if (pps > 0) {
@@ -328,10 +326,7 @@ async function send(args: string[]): Promise<number> {
             // The kernel is busy (socket buffer full): let it drain.
             if (k === 0) await new Promise((r) => setImmediate(r));
           }
-          if (done < n) {
-            for (let i = done; i < n; i++) bytes -= arena.capLen(vec[i]);
-            arena.freeBurst(vec.subarray(done), n - done);
-          }
+          if (done < n) arena.freeBurst(vec.subarray(done), n - done);
           if ((++bursts & 255) === 0) await new Promise((r) => setImmediate(r));
         }
       } finally {
@@ -345,6 +340,7 @@ async function send(args: string[]): Promise<number> {
   const seconds = elapsed();
   const stats = source.stats();
   source.close();
+  const bytes = stats.sentBytes;
   const report = { sent: stats.sent, bytes, seconds: Number(seconds.toFixed(6)), pps: Math.round(stats.sent / seconds), errors: stats.sendErrors };
   if (values.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   else process.stdout.write(`${values.interface}: sent ${report.sent} packets (${bytes} bytes) in ${seconds.toFixed(3)} s, ${report.pps} packets/s${report.errors ? `; ${report.errors} refused by the link (longer than the MTU?)` : ''}\n`);

@@ -115,6 +115,8 @@ export interface AfPacketStats {
   dropped: { kernel: number; noslot: number };
   /** Frames handed to the kernel for transmission. */
   sent: number;
+  /** Their bytes (as sent: the captured bytes of each slot). */
+  sentBytes: number;
   /** Frames the link refused (too long for the MTU, say). */
   sendErrors: number;
   /** Frames the transmit netio dropped because its queue was full. */
@@ -146,7 +148,7 @@ export class AfPacketSource extends EventEmitter {
   private txQueued = 0;
   private txScheduled = false;
   private readonly transmitNetio: Netio;
-  private readonly counters = { noslot: 0, sent: 0, sendErrors: 0, transmitDrops: 0 };
+  private readonly counters = { noslot: 0, sent: 0, sentBytes: 0, sendErrors: 0, transmitDrops: 0 };
   private received = { packets: 0, bytes: 0 };
   private kernel = { packets: 0, drops: 0 };
   private readonly signal: AbortSignal | undefined;
@@ -292,6 +294,8 @@ export class AfPacketSource extends EventEmitter {
     while (done < n) {
       const r = native.send(addr + done * 4, n - done);
       if (r > 0) {
+        const words = this.arena.words;
+        for (let i = 0, at = (addr >>> 2) + done; i < r; i++) this.counters.sentBytes += this.arena.capLen(words[at + i]);
         core.arena_free_burst(base, addr + done * 4, r);
         this.counters.sent += r;
         done += r;
@@ -412,6 +416,7 @@ export class AfPacketSource extends EventEmitter {
       kernel: { ...this.kernel },
       dropped: { kernel: this.kernel.drops, noslot: c.noslot },
       sent: c.sent,
+      sentBytes: c.sentBytes,
       sendErrors: c.sendErrors,
       transmitDrops: c.transmitDrops,
     };
