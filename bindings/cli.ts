@@ -467,13 +467,14 @@ async function benchDispatch(args: string[]): Promise<number> {
     ...choice,
     minTimeMs: values.time === undefined ? undefined : count(values.time, '--time', 'number of milliseconds'),
   });
-  if (!values.json) {
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ rules: r.rules, nsPerPacket: round(r.nsPerPacket, 2), mpps: round(r.mpps, 3), matched: r.matched })}\n`);
+  } else {
     process.stdout.write(`${r.rules} rules (${choice.filterType}, ${r.jit ? 'compiled to WebAssembly' : 'interpreted'}), ${r.packets} packets held in the arena, ` +
       `median of ${r.passes} passes: ${r.nsPerPacket.toFixed(1)} ns/packet, ${r.mpps.toFixed(2)} M packets/s; ` +
       `${r.matched} of ${r.packets} matched an owner; registered in ${r.registerMs.toFixed(1)} ms` +
       `${choice.jit ? `, compiled in ${r.compileMs.toFixed(1)} ms` : ''}\n`);
   }
-  process.stdout.write(`${JSON.stringify({ rules: r.rules, nsPerPacket: round(r.nsPerPacket, 2), mpps: round(r.mpps, 3), matched: r.matched })}\n`);
   return 0;
 }
 
