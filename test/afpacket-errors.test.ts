@@ -152,9 +152,8 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
     }
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(NetpdError);
-    // Fails today (EIO "polling ... failed (libuv status -9)"): a bug in
-    // bindings/live/afpacket.ts onReadable, which reports libuv's UV_EBADF (what libuv
-    // passes when epoll says EPOLLERR) without reading the socket's error, ENETDOWN.
+    // libuv reports epoll's EPOLLERR as UV_EBADF; the source must read the socket's own
+    // error (SO_ERROR, or the first read after it), which is ENETDOWN.
     expect(errors[0].code, errors[0].message).toBe('ENETDOWN');
     expect(errors[0].message).toContain(lab.a);
     expect(source.open).toBe(false);
@@ -184,7 +183,6 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
       await lab.removeLink();
       expect(await waitFor(() => !source.open, 3000), 'the source did not close after its interface was deleted').toBe(true);
       expect(await waitFor(() => warnings.length > 0, 1000)).toBe(true);
-      // Fails today with an EIO warning, for the reason given in loseInterface().
       expect(warnings.map((w) => `${(w as NodeJS.ErrnoException).code}: ${w.message}`)).toEqual([expect.stringMatching(/^ENETDOWN: .*went down or was removed/)]);
     } finally {
       process.off('warning', onWarning);

@@ -146,10 +146,10 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
 
   it('rides out a 300 ms stall of the event loop at 20 kpps with its default buffer (32 MiB) and no kernel drop', async () => {
     // The replay is ~0.35 MB in 0.15 s: far less than the buffer holds, so nothing may
-    // be lost however long the loop is away, as long as the buffer is not full.
-    // Fails today with rxMode 'ring' (bindings/live/afpacket.ts): the ring is 32 blocks
-    // of 1 MiB, each handed over after blockTimeoutMs (2 ms) however little it holds,
-    // so it is "full" after 64 ms of 40-frame blocks and the kernel drops the rest.
+    // be lost however long the loop is away, as long as the buffer is not full. In ring
+    // mode each block is handed over after blockTimeoutMs (2 ms) however little it
+    // holds, so it is the number of blocks (256 of 128 KiB), not their bytes, that has
+    // to outlast the stall.
     const arena = Arena.create({ slotSize: 2048, slotCount: 4096 });
     const got = collector(arena);
     const source = AfPacketSource.open(lab.a, { arena, rxMode, onBurst: got.onBurst });
@@ -265,9 +265,8 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
         diffs[r.filter] = { netpd: r.got.frames.length, tcpdump: theirs.length, onlyNetpd: d.onlyA.length, onlyTcpdump: d.onlyB.length };
       }
       expect(diffs.vlan.tcpdump).toBeGreaterThanOrEqual(20);
-      // Fails today: the kernel filter is compiled as for a capture file, testing for a
-      // tag in the frame's bytes, but a live socket's filter runs on the frame after the
-      // kernel took the tag off (it is in the skb's metadata). libpcap's live code tests
+      // A live socket's filter runs on the frame after the kernel took the tag off (it
+      // is in the skb's metadata): the kernel filter is libpcap's live code, which tests
       // the metadata first (ld vlanp / ld vlan_tci, the SKF_AD_VLAN_TAG* loads).
       for (const [filter, d] of Object.entries(diffs)) {
         expect(d, `filter "${filter}": netpd's kernel filter vs tcpdump's (${JSON.stringify(diffs)})`).toMatchObject({ netpd: d.tcpdump, onlyNetpd: 0, onlyTcpdump: 0 });
