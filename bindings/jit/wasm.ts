@@ -84,8 +84,15 @@ function utf8Name(name: string): number[] {
   return [...uleb128(bytes.length), ...bytes];
 }
 
+/** A WebAssembly vector: the count, then the items. Appends in loops: a module's code section runs to megabytes, past what spreading arrays handles well. */
 function vector(items: readonly number[][]): number[] {
-  return [...uleb128(items.length), ...items.flat()];
+  const out = uleb128(items.length);
+  for (const item of items) append(out, item);
+  return out;
+}
+
+function append(out: number[], bytes: readonly number[]): void {
+  for (let i = 0; i < bytes.length; i++) out.push(bytes[i]);
 }
 
 type Frame = 'block' | 'loop' | 'if' | 'else';
@@ -216,8 +223,12 @@ export class CodeBuilder {
       groups.push([...uleb128(j - i), VALTYPE[this.locals[i]]]);
       i = j;
     }
-    const body = [...vector(groups), ...this.code, 0x0b];
-    return [...uleb128(body.length), ...body];
+    const body = vector(groups);
+    append(body, this.code);
+    body.push(0x0b);
+    const out = uleb128(body.length);
+    append(out, body);
+    return out;
   }
 
   private emit(...bytes: number[]): this {
@@ -308,8 +319,9 @@ export class ModuleBuilder {
   bytes(): Uint8Array<ArrayBuffer> {
     const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
     const section = (id: number, content: number[]) => {
-      out.push(id, ...uleb128(content.length));
-      for (const b of content) out.push(b);
+      out.push(id);
+      append(out, uleb128(content.length));
+      append(out, content);
     };
     section(1, vector(this.types.map((key) => [0x60, ...key.split(',').map(Number)])));
     if (this.memory) {
