@@ -112,8 +112,7 @@ export interface OwnerInfo {
 
 interface Owner {
   id: number;
-  /** What the filter holds for this owner: its program (bpf) or its canonical paths (dpf). */
-  program: BpfProgram | null;
+  /** Its descriptions in the trie (dpf), to remove them with the owner; empty for bpf. */
   paths: CanonicalAtom[][];
   name: string;
   netio: Netio;
@@ -196,7 +195,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     });
     this.owners = new Array<Owner | null>(this.maxOwners).fill(null);
     this.defaultOwner = options.defaultNetio
-      ? { id: -1, program: null, paths: [], name: 'default', netio: toNetio(options.defaultNetio, 'defaultNetio'), packets: 0, bytes: 0, errors: 0, active: true }
+      ? { id: -1, paths: [], name: 'default', netio: toNetio(options.defaultNetio, 'defaultNetio'), packets: 0, bytes: 0, errors: 0, active: true }
       : null;
     this.batch = new PacketBatch(arena, this.order);
     this.cursor = new Packet(arena);
@@ -229,11 +228,9 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   register(description: Description, netio: NetioLike, options: RegisterOptions = {}): number {
     const target = toNetio(netio, 'netio');
     const core = this.arena.core;
-    let program: BpfProgram | null = null;
-    let paths: CanonicalAtom[][] = [];
-    let len = 0;
-    if (this.trie) paths = toDpf(description);
-    else len = loadProgram(this.arena, this.staging, this.masks, (program = this.toBpf(description)));
+    const program = this.trie ? null : this.toBpf(description);
+    const paths = this.trie ? toDpf(description) : [];
+    const len = program ? loadProgram(this.arena, this.staging, this.masks, program) : 0;
     const pid = core.dispatch_add(this.d, len) >>> 0;
     if (pid === PID_NONE) {
       throw new NetpdError('EFULL', `cannot register another owner: ${this.ownerCount} owners of ${this.maxOwners} registered, or program memory is full`);
@@ -255,7 +252,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       this.programs.push(program!);
       this.programOwners.push(pid);
     }
-    this.owners[index] = { id: pid, program, paths, name: options.name ?? `owner-${pid}`, netio: target, packets: 0, bytes: 0, errors: 0, active: true };
+    this.owners[index] = { id: pid, paths, name: options.name ?? `owner-${pid}`, netio: target, packets: 0, bytes: 0, errors: 0, active: true };
     this.rulesChanged();
     return pid;
   }
