@@ -349,8 +349,7 @@ export class AfPacketSource extends EventEmitter {
       taken = this.drain();
     } catch (err) {
       // recvmmsg hands the socket's error (ENETDOWN) to the first read after it.
-      if (!isNativeError(err)) throw err;
-      this.fail(liveError(this.name, err));
+      this.socketFailed(err);
       return;
     }
     if (this.native === null) return;
@@ -426,9 +425,14 @@ export class AfPacketSource extends EventEmitter {
     try {
       this.collectStats();
     } catch (err) {
-      if (!isNativeError(err)) throw err;
-      this.fail(liveError(this.name, err));
+      this.socketFailed(err);
     }
+  }
+
+  /** A call on the socket threw: an error of the socket closes the source and is reported; anything else is a bug. */
+  private socketFailed(err: unknown): void {
+    if (!isNativeError(err)) throw err;
+    this.fail(liveError(this.name, err));
   }
 
   private collectStats(): void {
