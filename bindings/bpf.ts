@@ -5,7 +5,8 @@
 
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
-import { compileBpfModule, instantiateBpfModule, burstLayout, arenaMemoryLimits } from './jit/bpf-jit.js';
+import { compileBpfModule, instantiateBpfModule } from './jit/bpf-jit.js';
+import { burstLayout, arenaMemoryLimits } from './jit/burst.js';
 
 /** One classic BPF instruction, as struct sock_filter / tcpdump -dd. */
 export interface BpfInstruction {

@@ -47,7 +47,8 @@ import { canonicalDescription, descriptionKey, type CanonicalAtom, type DpfDescr
 import { compileDpf } from './dpf/compile.js';
 import { DpfTrie } from './dpf/trie.js';
 import { LazyModule } from './jit/lazy.js';
-import { bpfModuleBytes, burstLayout, arenaMemoryLimits } from './jit/bpf-jit.js';
+import { bpfModuleBytes } from './jit/bpf-jit.js';
+import { burstLayout, arenaMemoryLimits } from './jit/burst.js';
 import { dpfModuleBytes } from './jit/dpf-jit.js';
 
 export type FilterType = 'bpf' | 'dpf';

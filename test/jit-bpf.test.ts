@@ -12,9 +12,9 @@ import { BpfFilter, formatDdd, parseDdd, validateProgram, type BpfInstruction, t
 import { compileFilter } from '../bindings/filter/compile.js';
 import { NetpdError } from '../bindings/errors.js';
 import {
-  arenaMemoryLimits, bpfModuleBytes, burstLayout, compileBpfModule, compileBpfModuleAsync, instantiateBpfModule,
-  type BpfModuleExports,
+  bpfModuleBytes, compileBpfModule, compileBpfModuleAsync, instantiateBpfModule, type BpfModuleExports,
 } from '../bindings/jit/bpf-jit.js';
+import { arenaMemoryLimits, burstLayout } from '../bindings/jit/burst.js';
 import { loadCapture } from './support/captures.js';
 import { VALID_CODES } from './support/bpf-model.js';
 

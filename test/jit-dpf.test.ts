@@ -13,7 +13,7 @@ import { PcapReader } from '../bindings/pcap/index.js';
 import { canonicalDescription, descriptionKey, type CanonicalAtom, type DpfAtom } from '../bindings/dpf/description.js';
 import { matchDescription } from '../bindings/dpf/evaluate.js';
 import { DpfTrie, DPF_NONE } from '../bindings/dpf/trie.js';
-import { arenaMemoryLimits, burstLayout } from '../bindings/jit/bpf-jit.js';
+import { arenaMemoryLimits, burstLayout } from '../bindings/jit/burst.js';
 import { compileDpfModule, compileDpfModuleAsync, dpfModuleBytes, instantiateDpfModule, type DpfModuleExports } from '../bindings/jit/dpf-jit.js';
 import { loadCapture } from './support/captures.js';
 import { ether } from './support/frames.js';
@@ -207,6 +207,16 @@ describe('DPF JIT ≡ core', () => {
     expect(jit.classify(vec.byteOffset, 4, results.byteOffset)).toBe(4);
     expect(Array.from(results)).toEqual([2, 2, 4, 4]);
     expect(disagreementAtLengths(trie, jit, vec, 4, outputs(arena, 4), [...every(0, 40), -1])).toBeUndefined();
+  });
+
+  it('refuses a burst layout that is not u32 addresses, or whose metadata lies past 4 GiB (EINVAL)', () => {
+    const arena = Arena.create({ slotSize: 64, slotCount: 8, controlBytes: 1 << 20 });
+    const trie = DpfTrie.create(arena, { maxNodes: 64 });
+    trie.insert(canonicalDescription([{ offset: 12, size: 2, value: 0x0800 }]), 1);
+    const layout = burstLayout(arena);
+    const limits = arenaMemoryLimits(arena);
+    expect(() => dpfModuleBytes(trie, { ...layout, data: -1 }, limits)).toThrow(/EINVAL: burst layout field data/);
+    expect(() => dpfModuleBytes(trie, { ...layout, meta: 0xfffffff0, capLen: 16 }, limits)).toThrow(/EINVAL: burst layout: slot metadata lies past 4 GiB/);
   });
 
   it('ends a branch at a shift whose scaled length passes capLen, however large (no 32-bit wrap)', () => {

@@ -41,31 +41,14 @@
 
 import { NetpdError } from '../errors.js';
 import { validateProgram, type BpfInstruction, type BpfProgram } from '../bpf.js';
-import type { Arena } from '../arena.js';
-import { PAGE } from '../core.js';
 import {
   LD, LDX, ST, STX, ALU, JMP, RET, W, H, B, IMM, ABS, IND, MEM, LEN, MSH,
   ADD, SUB, MUL, DIV, OR, AND, LSH, RSH, NEG, MOD, XOR, JA, JEQ, JGT, JGE, JSET, SRC_X, RET_A, TAX, TXA,
 } from '../filter/opcodes.js';
 import { CodeBuilder, ModuleBuilder, type MemoryLimits } from './wasm.js';
+import { burstLoop, checkBurstLayout, type BurstLayout } from './burst.js';
 
 export type { MemoryLimits } from './wasm.js';
-
-/** Where classify finds a burst's packets in the arena: absolute addresses and byte offsets. */
-export interface BurstLayout {
-  /** Address of slot 0's metadata. */
-  meta: number;
-  /** Address of slot 0's packet bytes. */
-  data: number;
-  /** Bytes of packet data per slot. */
-  slotSize: number;
-  /** Bytes of metadata per slot. */
-  metaSize: number;
-  /** Offset of the captured length (u32) in a slot's metadata. */
-  capLen: number;
-  /** Offset of the wire length (u32) in a slot's metadata. */
-  wireLen: number;
-}
 
 /** A compiled program: `pkt` is the address of the packet's bytes. The u32 result arrives as a signed i32: apply >>> 0. */
 export type BpfJitFilter = (pkt: number, buflen: number, wirelen: number) => number;
@@ -85,32 +68,13 @@ export interface BpfModuleExports {
   readonly [filter: `filter_${number}`]: BpfJitFilter;
 }
 
-/** The burst layout of an arena (read once from its header). */
-export function burstLayout(arena: Arena): BurstLayout {
-  const L = arena.layout;
-  return { meta: arena.metaBase, data: arena.dataBase, slotSize: arena.slotSize, metaSize: L.metaSize, capLen: L.metaCapLen, wireLen: L.metaWireLen };
-}
-
-/**
- * Memory limits that link with an arena's memory. The maximum is the largest possible,
- * not the arena's: an import links with any shared memory at least `initial` pages long
- * whose own maximum is no larger, so the module does not depend on how the arena was sized.
- */
-export function arenaMemoryLimits(arena: Arena): MemoryLimits {
-  return { initial: arena.memory.buffer.byteLength / PAGE, maximum: 65536 };
-}
-
 /**
  * The binary of one module holding every program of `programs` (see BpfModuleExports).
  * Programs are validated with the kernel's rules first: throws EBADPROG naming the
  * program and instruction, EINVAL for a layout that is not u32 addresses.
  */
 export function bpfModuleBytes(programs: readonly BpfProgram[], layout: BurstLayout, memory: MemoryLimits): Uint8Array<ArrayBuffer> {
-  for (const field of ['meta', 'data', 'slotSize', 'metaSize', 'capLen', 'wireLen'] as const) {
-    const v = layout[field];
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new NetpdError('EINVAL', `burst layout field ${field} must be a u32, got ${v}`);
-  }
-  if (layout.meta + Math.max(layout.capLen, layout.wireLen) > 0xfffffffc) throw new NetpdError('EINVAL', 'burst layout: slot metadata lies past 4 GiB');
+  checkBurstLayout(layout);
   const mod = new ModuleBuilder({ memory });
   programs.forEach((program, i) => {
     try {
@@ -121,8 +85,8 @@ export function bpfModuleBytes(programs: readonly BpfProgram[], layout: BurstLay
     }
     mod.addFunction(compileProgram(program), `filter_${i}`);
   });
-  mod.addFunction(burstLoop(programs.length, layout, 'classify', programs), 'classify');
-  if (programs.length > 0) mod.addFunction(burstLoop(programs.length, layout, 'verdicts', programs), 'verdicts');
+  mod.addFunction(classifyLoop(layout, programs), 'classify');
+  if (programs.length > 0) mod.addFunction(verdictsLoop(layout, programs[0]), 'verdicts');
   return mod.bytes();
 }
 
@@ -432,54 +396,44 @@ function alu(c: CodeBuilder, code: number, k: number, r: Registers): void {
 }
 
 /**
- * The burst loop. `classify`: for each slot, the index of the first accepting program
- * (count when none). `verdicts`: for each slot, program 0's return value.
+ * The burst functions. `classify`: for each slot, the index of the first accepting
+ * program (count when none). `verdicts`: for each slot, program 0's return value.
  */
-function burstLoop(count: number, L: BurstLayout, kind: 'classify' | 'verdicts', programs: readonly BpfProgram[]): CodeBuilder {
-  const SLOTS = 0, N = 1, RESULTS = 2;
-  const c = new CodeBuilder(['i32', 'i32', 'i32'], ['i32']);
-  const slot = c.addLocal('i32');
-  const m = c.addLocal('i32');
-  const pkt = c.addLocal('i32');
-  const buflen = c.addLocal('i32');
-  const wirelen = c.addLocal('i32');
-  const result = c.addLocal('i32');
-  const matched = c.addLocal('i32');
-  c.block().localGet(N).i32Eqz().brIf(0).loop();
-  c.localGet(SLOTS).i32Load().localSet(slot);
-  // Metadata and data addresses are constants of the layout, folded into load offsets.
-  c.localGet(slot).i32Const(L.metaSize).i32Mul().localTee(m).i32Load(L.meta + L.capLen).localSet(buflen);
-  c.localGet(m).i32Load(L.meta + L.wireLen).localSet(wirelen);
-  c.localGet(slot).i32Const(L.slotSize).i32Mul().i32Const(L.data).i32Add().localSet(pkt);
-  c.localGet(RESULTS);
-  if (kind === 'classify') {
-    c.block('i32');
-    const first = c.openBlocks;
-    for (let i = 0; i < count; i++) {
-      if (count <= INLINE_PROGRAMS) {
-        // Inlined: the verdict comes out of the program's block; nonzero carries i out.
-        c.block('i32');
-        const own = c.openBlocks;
-        emitProgram(c, programs[i], { pkt, buflen, wirelen }, (code) => { code.br(code.openBlocks - own); });
-        c.end().if().i32Const(i).br(c.openBlocks - first).end();
-      } else {
-        // br_if carries the program's index out when its verdict is nonzero.
-        c.i32Const(i).localGet(pkt).localGet(buflen).localGet(wirelen).call(i).brIf(0).drop();
+function classifyLoop(L: BurstLayout, programs: readonly BpfProgram[]): CodeBuilder {
+  const count = programs.length;
+  return burstLoop(L, {
+    wireLen: true,
+    packet: (c, { pkt, buflen, wirelen }) => {
+      c.block('i32');
+      const first = c.openBlocks;
+      for (let i = 0; i < count; i++) {
+        if (count <= INLINE_PROGRAMS) {
+          // Inlined: the verdict comes out of the program's block; nonzero carries i out.
+          c.block('i32');
+          const own = c.openBlocks;
+          emitProgram(c, programs[i], { pkt, buflen, wirelen }, (code) => { code.br(code.openBlocks - own); });
+          c.end().if().i32Const(i).br(c.openBlocks - first).end();
+        } else {
+          // br_if carries the program's index out when its verdict is nonzero.
+          c.i32Const(i).localGet(pkt).localGet(buflen).localGet(wirelen).call(i).brIf(0).drop();
+        }
       }
-    }
-    c.i32Const(count).end().localTee(result).i32Store();
-    c.localGet(matched).localGet(result).i32Const(count).i32LtU().i32Add().localSet(matched);
-  } else {
-    // The one program inlined: its ways out branch out of this block with the verdict.
-    c.block('i32');
-    const outer = c.openBlocks;
-    emitProgram(c, programs[0], { pkt, buflen, wirelen }, (code) => { code.br(code.openBlocks - outer); });
-    c.end().localTee(result).i32Store();
-    c.localGet(matched).localGet(result).i32Const(0).i32Ne().i32Add().localSet(matched);
-  }
-  c.localGet(SLOTS).i32Const(4).i32Add().localSet(SLOTS);
-  c.localGet(RESULTS).i32Const(4).i32Add().localSet(RESULTS);
-  c.localGet(N).i32Const(1).i32Sub().localTee(N).brIf(0);
-  c.end().end().localGet(matched);
-  return c;
+      c.i32Const(count).end();
+    },
+    matched: (c, result) => { c.localGet(result).i32Const(count).i32LtU(); },
+  });
+}
+
+function verdictsLoop(L: BurstLayout, program: BpfProgram): CodeBuilder {
+  return burstLoop(L, {
+    wireLen: true,
+    packet: (c, io) => {
+      // The one program inlined: its ways out branch out of this block with the verdict.
+      c.block('i32');
+      const outer = c.openBlocks;
+      emitProgram(c, program, io, (code) => { code.br(code.openBlocks - outer); });
+      c.end();
+    },
+    matched: (c, result) => { c.localGet(result).i32Const(0).i32Ne(); },
+  });
 }

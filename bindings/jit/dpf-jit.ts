@@ -47,12 +47,11 @@
 // number of instances may classify at once (between control-plane changes, as with
 // the core).
 
-import { NetpdError } from '../errors.js';
 import { DPF_NONE, dpfHash, type DpfField, type DpfShapeNode, type DpfTrie } from '../dpf/trie.js';
-import type { BurstLayout } from './bpf-jit.js';
 import { CodeBuilder, ModuleBuilder, type MemoryLimits } from './wasm.js';
+import { burstLoop, checkBurstLayout, type BurstLayout } from './burst.js';
 
-export type { BurstLayout } from './bpf-jit.js';
+export type { BurstLayout } from './burst.js';
 export type { MemoryLimits } from './wasm.js';
 
 /** The exports of a module made by dpfModuleBytes. u32 results arrive as signed i32: apply >>> 0. */
@@ -88,10 +87,7 @@ const NO_MATCH = 0xffffffffn;
  * for a layout that is not u32 addresses.
  */
 export function dpfModuleBytes(trie: DpfTrie, layout: BurstLayout, memory: MemoryLimits): Uint8Array<ArrayBuffer> {
-  for (const name of ['meta', 'data', 'slotSize', 'metaSize', 'capLen', 'wireLen'] as const) {
-    const v = layout[name];
-    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new NetpdError('EINVAL', `burst layout field ${name} must be a u32, got ${v}`);
-  }
+  checkBurstLayout(layout);
   const mod = new ModuleBuilder({ memory });
   new ShapeCompiler(trie, mod).compile();
   mod.addFunction(classifier(layout), 'classify');
@@ -412,20 +408,9 @@ class FunctionEmitter {
 
 /** classify: match over each slot of a burst, counting the matches. */
 function classifier(L: BurstLayout): CodeBuilder {
-  const SLOTS = 0, N = 1, RESULTS = 2;
-  const c = new CodeBuilder(['i32', 'i32', 'i32'], ['i32']);
-  const slot = c.addLocal('i32');
-  const owner = c.addLocal('i32');
-  const matched = c.addLocal('i32');
-  c.block().localGet(N).i32Eqz().brIf(0).loop();
-  c.localGet(RESULTS);
-  c.localGet(SLOTS).i32Load().localTee(slot).i32Const(L.slotSize).i32Mul().i32Const(L.data).i32Add();
-  c.localGet(slot).i32Const(L.metaSize).i32Mul().i32Load((L.meta + L.capLen) >>> 0);
-  c.call(MATCH).localTee(owner).i32Store();
-  c.localGet(owner).i32Const(DPF_NONE).i32Ne().localGet(matched).i32Add().localSet(matched);
-  c.localGet(SLOTS).i32Const(4).i32Add().localSet(SLOTS);
-  c.localGet(RESULTS).i32Const(4).i32Add().localSet(RESULTS);
-  c.localGet(N).i32Const(1).i32Sub().localTee(N).brIf(0);
-  c.end().end().localGet(matched);
-  return c;
+  return burstLoop(L, {
+    wireLen: false,
+    packet: (c, { pkt, buflen }) => { c.localGet(pkt).localGet(buflen).call(MATCH); },
+    matched: (c, owner) => { c.localGet(owner).i32Const(DPF_NONE).i32Ne(); },
+  });
 }
