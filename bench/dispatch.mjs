@@ -86,39 +86,15 @@ for (const n of quick ? [1000] : [100, 1000]) {
 }
 
 // --- DPF at scale ----------------------------------------------------------------
+/** A DPF dispatcher with one 5-tuple owner per flow, and the time its compiled code took to be ready. */
 async function dpfOwners(flows, jit) {
-  const arena = Arena.create({ slotSize: 2048, slotCount: PACKETS + 256, controlBytes: 64 << 20 });
+  const arena = Arena.create({ slotSize: 2048, slotCount: 256 });
   const sink = { pushBatch() {} };
   const pd = PacketDispatcher.create({ arena, defaultNetio: sink, filterType: 'dpf', jit, maxOwners: Math.max(4096, flows.length + 16) });
   for (const flow of flows) pd.register(fiveTuple(flow), sink);
   const t = performance.now();
   await pd.jitReady();
-  return { arena, pd, sink, compileMs: performance.now() - t };
-}
-
-function holdCapture(arena, file) {
-  const all = arena.burstVector(PACKETS);
-  const reader = PcapReader.open(file, { arena });
-  let held = 0;
-  for (let k = reader.readBurst(all, 256); k > 0; k = reader.readBurst(all.subarray(held), 256)) held += k;
-  reader.close();
-  const bursts = [];
-  for (let i = 0; i < held; i += 256) bursts.push([all.subarray(i), Math.min(256, held - i)]);
-  return { held, bursts };
-}
-
-function medianNsPerPacket(pd, { held, bursts }) {
-  const times = [];
-  let spent = 0;
-  while (times.length < 5 || spent < minTimeMs * 1e6) {
-    const t = process.hrtime.bigint();
-    for (const [v, k] of bursts) pd.dispatchBurst(v, k);
-    const ns = Number(process.hrtime.bigint() - t);
-    times.push(ns);
-    spent += ns;
-  }
-  times.sort((a, b) => a - b);
-  return times[times.length >> 1] / held;
+  return { pd, sink, compileMs: performance.now() - t };
 }
 
 // The same packets (the traffic of 10 connections) with 10, 1,000 and 100,000 owners
@@ -134,12 +110,12 @@ for (const spread of [false, true]) {
     const flows = makeFlows(n, 7);
     const capture = spread ? writeTraffic(join(dir, `spread-${n}.pcap`), flows, PACKETS, 7) : sameTraffic;
     for (const jit of [true, false]) {
-      const { arena, pd } = await dpfOwners(flows, jit);
-      const ns = medianNsPerPacket(pd, holdCapture(arena, capture));
+      const r = await benchDispatch({ file: capture, rules: flows.map(fiveTuple), filterType: 'dpf', jit, minTimeMs, minPasses: 5, controlBytes: 64 << 20 });
+      const ns = r.nsPerPacket;
       const name = `netpd dpf ${jit ? 'compiled' : 'interpreted'}`;
       const key = `${spread}/${name}`;
       scale[`${key}/${n}`] = ns;
-      rows.push({ group: spread ? 'dpf scale, traffic over all owners' : 'dpf scale, same traffic', name, owners: n, nsPerPacket: ns, jitActive: pd.jitActive });
+      rows.push({ group: spread ? 'dpf scale, traffic over all owners' : 'dpf scale, same traffic', name, owners: n, nsPerPacket: ns, jitActive: r.jit });
       log(`  ${spread ? 'spread' : 'same  '} ${String(n).padStart(7)} owners  ${name.padEnd(22)} ${ns.toFixed(1).padStart(7)} ns/packet${n > 10 ? `  (${(ns / scale[`${key}/10`]).toFixed(2)}x the cost at 10)` : ''}`);
     }
   }

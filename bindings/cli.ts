@@ -21,12 +21,12 @@ import cliProgress from 'cli-progress';
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
 import { PacketDispatcher, type DispatcherStats, type FilterType } from './dispatcher.js';
-import { BpfFilter, parseDdd, type BpfProgram } from './bpf.js';
+import { BpfFilter, parseDdd } from './bpf.js';
 import { compileFilter } from './filter/compile.js';
 import { formatProgram } from './filter/format.js';
 import { PcapReader, PcapWriter } from './pcap/index.js';
 import { AfPacketSource } from './live/afpacket.js';
-import { benchDispatch as runDispatchBench, parseRules } from './bench-dispatch.js';
+import { benchDispatch as runDispatchBench, parseRules, registerRules, type Rule } from './bench-dispatch.js';
 
 const SAMPLE = fileURLToPath(new URL('../samples/sample.pcap', import.meta.url));
 const SAMPLE_RULES = fileURLToPath(new URL('../samples/rules.json', import.meta.url));
@@ -44,12 +44,6 @@ trie) and --jit/--no-jit (compile the rules to WebAssembly; on by default).
 EXPR is a pcap-filter expression (tcpdump's); NAME=@FILE.ddd takes a tcpdump -ddd program.
 -r - reads standard input. Without -r and -i, run dispatches the bundled sample to its rules.
 With -i, a trailing EXPR is run by the kernel, so what it rejects never reaches netpd.`;
-
-interface Rule {
-  name: string;
-  /** An expression (compiled by the dispatcher for its filter type) or a -ddd program. */
-  description: string | BpfProgram;
-}
 
 /** What `run` and `bench dispatch` share: the filter type and whether to compile to WebAssembly. */
 interface DispatchChoice {
@@ -72,15 +66,9 @@ function dispatchChoice(values: { 'filter-type'?: string; jit?: boolean; 'no-jit
 
 /** A dispatcher whose owners only count (it keeps their counters), with the rules registered. */
 function countingDispatcher(arena: Arena, rules: Rule[], choice: DispatchChoice): PacketDispatcher {
-  const pd = PacketDispatcher.create({ arena, defaultNetio: { pushBatch: () => {} }, filterType: choice.filterType, jit: choice.jit, maxOwners: Math.max(4096, rules.length) });
-  for (const r of rules) {
-    try {
-      pd.register(r.description, { pushBatch: () => {} }, { name: r.name });
-    } catch (err) {
-      if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${r.name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
-      throw err;
-    }
-  }
+  const count = { pushBatch: () => {} };
+  const pd = PacketDispatcher.create({ arena, defaultNetio: count, filterType: choice.filterType, jit: choice.jit, maxOwners: Math.max(4096, rules.length) });
+  registerRules(pd, rules, count);
   return pd;
 }
 
