@@ -88,6 +88,11 @@ describe('netpd run', () => {
     const liveOpenError = !addon ? /ENOTSUP/ : process.getuid?.() === 0 ? /ENODEV: no network interface named "netpd-nosuch0"/ : /EPERM: .*CAP_NET_RAW/;
     const bad = join(tmp, 'bad.pcap');
     writeFileSync(bad, Buffer.concat([readFileSync(join(root, 'samples/sample.pcap')).subarray(0, 24 + 16 + 10)]));
+    const sample = join(root, 'samples/sample.pcap');
+    const notArp = join(tmp, 'not-arp.rules');
+    writeFileSync(notArp, 'arp\nnot arp\n');
+    const noRules = join(tmp, 'empty.rules');
+    writeFileSync(noRules, '# nothing\n\n');
     const cases: [string[], RegExp][] = [
       [['run', '-r', bad], /EPCAP: truncated record data .* at byte 40 of/],
       [['run', '-r', join(tmp, 'missing.pcap')], /^netpd: E\w+: .*missing\.pcap/],
@@ -105,6 +110,8 @@ describe('netpd run', () => {
       [['run', '--filter-type', 'dpf', '--rule', 'notarp=not arp'], /EFILTER: rule "notarp": "not arp" has no DPF form: /],
       [['bench', 'dispatch', '-r', bad], /EINVAL: bench dispatch needs -r FILE and --rules-file RULES/],
       [['bench', 'compile'], /EINVAL: bench takes "dispatch", got "compile"/],
+      [['bench', 'dispatch', '-r', sample, '--rules-file', notArp, '--filter-type', 'dpf'], /EFILTER: rule "not arp": "not arp" has no DPF form: /],
+      [['bench', 'dispatch', '-r', sample, '--rules-file', noRules], /EINVAL: the rules file has no rules/],
     ];
     for (const [args, message] of cases) {
       const r = netpd(...args);
