@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { NetpdError } from './errors.js';
 
-/** The raw exports of build/netpd.wasm (addresses and counts are plain numbers). */
+/** The raw exports of wasm/netpd.wasm (addresses and counts are plain numbers). */
 export interface CoreExports {
   heap_base(): number;
   arena_bytes(slotSize: number, slotCount: number, controlBytes: number): bigint;
@@ -66,7 +66,7 @@ let probe: { exports: CoreExports; layout: Layout } | undefined;
 
 function coreModule(): WebAssembly.Module {
   if (module) return module;
-  const url = new URL('../build/netpd.wasm', import.meta.url);
+  const url = new URL('../wasm/netpd.wasm', import.meta.url);
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = new Uint8Array(readFileSync(fileURLToPath(url)));

@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
 
 const { memory, ring, vec, burst, role, id, perProducer, producers, done } = workerData;
-const module = new WebAssembly.Module(readFileSync(new URL('../../build/netpd.wasm', import.meta.url)));
+const module = new WebAssembly.Module(readFileSync(new URL('../../wasm/netpd.wasm', import.meta.url)));
 const core = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const words = new Uint32Array(memory.buffer);
 const counters = new Int32Array(memory.buffer);
