@@ -1,11 +1,16 @@
-// Loading the native AF_PACKET addon (addon/, built by node-gyp at install on Linux).
+// Loading the native AF_PACKET addon (addon/), as N-API addons on npm do: node-gyp-build
+// takes build/Release/ when it was compiled here (the repository's `npm install`, or the
+// from-source command below), else the prebuild shipped in prebuilds/<platform>-<arch>/
+// (made by prebuildify at pack time), so installing netpd needs no compiler and no
+// install script.
 //
-// The addon is optional: on systems other than Linux, or where the build failed, netpd
+// The addon is optional: on systems other than Linux, or where no build fits, netpd
 // still works on capture files, and only opening a live source fails, with ENOTSUP
-// saying why and how to rebuild. The reason is remembered so every attempt says the same.
+// saying why and how to build it from source. The reason is remembered so every attempt
+// says the same.
 
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetpdError } from '../errors.js';
 
@@ -67,7 +72,11 @@ export interface NativeAddon {
 let loaded: NativeAddon | undefined;
 let failure: NetpdError | undefined;
 
-const ADDON_PATH = fileURLToPath(new URL('../../build/Release/netpd_afpacket.node', import.meta.url));
+const require = createRequire(import.meta.url);
+/** node-gyp-build's resolver: the addon file that fits this platform, or a throw naming it. */
+const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+const PACKAGE_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const BUILD_FROM_SOURCE = `build it from source (needs python3, make and a C++17 compiler): cd '${PACKAGE_ROOT.replaceAll("'", "'\\''")}' && npm run build:addon`;
 
 /** The addon, or ENOTSUP naming why it is not there. */
 export function loadAddon(): NativeAddon {
@@ -77,15 +86,19 @@ export function loadAddon(): NativeAddon {
     failure = new NetpdError('ENOTSUP', `live capture uses Linux AF_PACKET sockets; this is ${process.platform}. Capture files work everywhere`);
     throw failure;
   }
-  if (!existsSync(ADDON_PATH)) {
-    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon was not built (${ADDON_PATH} is missing); it needs python3, make and a C++ compiler: run "npm rebuild netpd" and read its output`);
+  let file: string;
+  try {
+    file = nodeGypBuild.path(PACKAGE_ROOT);
+  } catch (cause) {
+    const wanted = (cause as Error).message.split('\n')[0].replace(/^No native build was found for /, '');
+    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon has no prebuild for this system (${wanted}; netpd ships one for linux-x64 with glibc); ${BUILD_FROM_SOURCE}`, { cause });
     throw failure;
   }
   try {
-    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+    loaded = require(file) as NativeAddon;
     return loaded;
   } catch (cause) {
-    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon ${ADDON_PATH} does not load: ${(cause as Error).message}; run "npm rebuild netpd"`, { cause });
+    failure = new NetpdError('ENOTSUP', `the AF_PACKET addon ${file} does not load: ${(cause as Error).message}; ${BUILD_FROM_SOURCE}`, { cause });
     throw failure;
   }
 }
