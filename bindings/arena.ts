@@ -94,12 +94,34 @@ export class Arena {
     return new Arena(memory, core, layout, base);
   }
 
-  /** Reserves `bytes` of the control region (control plane only). Throws EFULL when it is used up. */
+  /**
+   * Reserves `bytes` of the control region (control plane only), reusing a region a
+   * closed dispatcher gave back when one fits. Throws EFULL when it is used up.
+   */
   reserve(bytes: number, align = 64): number {
+    for (let i = 0; i < this.released.length; i++) {
+      const r = this.released[i];
+      const start = Math.ceil(r.at / align) * align;
+      if (start + bytes > r.at + r.bytes) continue;
+      this.released.splice(i, 1);
+      if (start > r.at) this.released.push({ at: r.at, bytes: start - r.at });
+      if (start + bytes < r.at + r.bytes) this.released.push({ at: start + bytes, bytes: r.at + r.bytes - start - bytes });
+      return start;
+    }
     const at = this.core.arena_reserve(this.base, bytes, align) >>> 0;
     if (at === 0) throw new NetpdError('EFULL', `the arena's control region cannot hold ${bytes} more bytes; raise controlBytes`);
     return at;
   }
+
+  /**
+   * @internal Gives back a region reserve() returned (a closed dispatcher's tables): it
+   * is zeroed and later reservations through this Arena object reuse it.
+   */
+  unreserve(at: number, bytes: number): void {
+    this.bytes.fill(0, at, at + bytes);
+    this.released.push({ at, bytes });
+  }
+  private readonly released: { at: number; bytes: number }[] = [];
 
   /**
    * @internal Per-arena scratch for loading and running BPF outside a dispatcher:

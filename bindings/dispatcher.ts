@@ -9,8 +9,10 @@
 //
 // Accounting: every packet that comes in is either delivered to an owner or the
 // default netio, or dropped with a reason: `nomatch` (no description matched and
-// there is no default netio), `owner-error` (the netio threw; the error is emitted as
-// an 'error' event with the owner, and dispatch goes on), `unregistered` (its owner
+// there is no default netio), `owner-error` (the netio threw; an EOWNER NetpdError
+// carrying what it threw is emitted as 'error' with the owner — or, with no listener,
+// the owner's first failure becomes a process warning (events.ts) — and dispatch goes
+// on), `unregistered` (its owner
 // was unregistered by a callback while the burst was being delivered). So
 // `in = delivered + dropped` holds whenever no dispatch is running.
 //
@@ -34,9 +36,14 @@
 // Registering and unregistering inside a netio callback is safe: changes apply
 // from the next burst; packets of the current burst classified to an owner that is
 // gone by the time they would be delivered are dropped as `unregistered`.
+//
+// Lifetime: close() unregisters every owner, drops the compiled code and gives the
+// dispatcher's tables back to the arena's control region (a later dispatcher on the
+// same arena reuses them); every later call but stats() is ECLOSED.
 
 import { EventEmitter } from 'node:events';
 import { NetpdError } from './errors.js';
+import { emitError } from './events.js';
 import { Arena } from './arena.js';
 import { PID_NONE } from './core.js';
 import { loadProgram, toProgram, isDddText, type BpfProgram } from './bpf.js';
@@ -123,9 +130,15 @@ interface Owner {
   active: boolean;
 }
 
+/** The events a PacketDispatcher emits, with their listeners' arguments. */
+export interface DispatcherEvents {
+  /** An owner's netio threw: `err.code` is 'EOWNER', `err.cause` what it threw. */
+  error: [err: NetpdError, owner: OwnerInfo];
+}
+
 const INDEX_MASK = 0xfffff;
 
-export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo] }> {
+export class PacketDispatcher extends EventEmitter<DispatcherEvents> {
   readonly arena: Arena;
   readonly filterType: FilterType;
   /** The incoming netio: push packets or batches here to dispatch them. */
@@ -154,6 +167,9 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   private delivered = 0;
   private readonly drops: Record<DropReason, number> = { nomatch: 0, 'owner-error': 0, unregistered: 0, noslot: 0, kernel: 0 };
   private busy = false;
+  private closed = false;
+  /** Control-region regions this dispatcher reserved, given back by close(). */
+  private readonly regions: { at: number; bytes: number }[] = [];
 
   private constructor(arena: Arena, options: DispatcherOptions) {
     super();
@@ -167,7 +183,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     this.burstSize = positive(options.burstSize ?? 256, 'burstSize', 1 << 16);
     const core = arena.core;
     const L = arena.layout;
-    this.d = arena.reserve(core.dispatch_bytes(this.maxOwners, programCapacity, this.burstSize), 64);
+    this.d = this.reserve(core.dispatch_bytes(this.maxOwners, programCapacity, this.burstSize), 64);
     if (!core.dispatch_init(this.d, arena.base, this.maxOwners, programCapacity, this.burstSize)) {
       throw new NetpdError('EINVAL', 'the core refused the dispatcher layout');
     }
@@ -181,18 +197,15 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     const dpf = options.dpf ?? {};
     // A 5-tuple takes 8 nodes, most of them shared with other owners' paths.
     const maxNodes = dpf.maxNodes ?? this.maxOwners * 8 + 64;
-    this.trie = this.filterType === 'dpf'
-      ? DpfTrie.create(arena, { maxNodes, maxEdges: dpf.maxEdges ?? maxNodes, maxFields: dpf.maxFields ?? 4096 })
-      : null;
+    const trieOptions = { maxNodes, maxEdges: dpf.maxEdges ?? maxNodes, maxFields: dpf.maxFields ?? 4096 };
+    this.trie = this.filterType === 'dpf' ? DpfTrie.create(arena, trieOptions) : null;
+    if (this.trie) this.regions.push({ at: this.trie.address, bytes: DpfTrie.bytes(trieOptions) });
     this.jit = options.jit === false ? null : new LazyModule({
       build: () => this.moduleBytes(),
       imports: { env: { memory: arena.memory } },
-      // The interpreter keeps classifying; a compile failure is a bug to report, not a
-      // reason to stop (and 'error' without a listener would throw).
-      onError: (err) => {
-        if (this.listenerCount('error') > 0) this.emit('error', err, { id: -1, name: 'jit' });
-        else process.emitWarning(`netpd: compiling the classifier failed; interpreting instead: ${String(err)}`, { code: 'NETPD_JIT' });
-      },
+      // The interpreter keeps classifying: a compile failure is a bug to report, not an
+      // error of dispatch, so it is a warning whether or not anyone listens for 'error'.
+      onError: (err) => process.emitWarning(`netpd: compiling the classifier failed; interpreting instead: ${String(err)}`, { code: 'NETPD_JIT' }),
     });
     this.owners = new Array<Owner | null>(this.maxOwners).fill(null);
     this.defaultOwner = options.defaultNetio
@@ -200,14 +213,16 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       : null;
     this.batch = new PacketBatch(arena, this.order);
     this.cursor = new Packet(arena);
-    this.one = arena.burstVector(1);
+    this.one = new Uint32Array(arena.memory.buffer, this.reserve(4, 4), 1);
     this.incoming = {
       push: (packet: Packet) => {
+        this.live();
         if (packet.arena !== this.arena) throw new NetpdError('EINVAL', 'the packet lives in another arena');
         this.one[0] = packet.slot;
         this.dispatchAt(this.one.byteOffset, 1);
       },
       pushBatch: (batch: PacketBatch) => {
+        this.live();
         if (batch.arena !== this.arena) throw new NetpdError('EINVAL', 'the batch lives in another arena');
         this.dispatchAt(this.arena.addressOf(batch.slots, batch.start + batch.length) + batch.start * 4, batch.length);
       },
@@ -227,6 +242,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
    * registered one, EFULL when the owner table, program memory or trie is full.
    */
   register(description: Description, netio: NetioLike, options: RegisterOptions = {}): number {
+    this.live();
     const target = toNetio(netio, 'netio');
     const core = this.arena.core;
     const program = this.trie ? null : this.toBpf(description);
@@ -260,6 +276,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
 
   /** Removes an owner. Throws EBADID for an id that is unknown or already unregistered. */
   unregister(id: number): void {
+    this.live();
     if (!Number.isInteger(id) || id < 0 || !this.arena.core.dispatch_remove(this.d, id)) {
       throw new NetpdError('EBADID', `no registered owner has id ${id}`);
     }
@@ -282,6 +299,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
    * when `jit` is off). Dispatch never waits for it: until then the interpreter runs.
    */
   jitReady(): Promise<void> {
+    if (this.closed) return Promise.reject(this.closedError());
     return this.jit?.ready() ?? Promise.resolve();
   }
 
@@ -303,6 +321,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
   }
 
   private moduleBytes(): Uint8Array<ArrayBuffer> | null {
+    if (this.closed) return null;
     if (this.trie) return this.trie.stats.owners === 0 ? null : dpfModuleBytes(this.trie, burstLayout(this.arena), arenaMemoryLimits(this.arena));
     if (this.programs.length === 0) return null;
     return bpfModuleBytes(this.programs, burstLayout(this.arena), arenaMemoryLimits(this.arena));
@@ -310,6 +329,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
 
   /** Number of owners registered. */
   get ownerCount(): number {
+    if (this.closed) return 0;
     return this.arena.view.getUint32(this.d + this.arena.layout.dispCount, true);
   }
 
@@ -318,6 +338,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
    * keeps its references and frees the slots afterwards.
    */
   dispatchBurst(vec: Uint32Array, n: number): void {
+    this.live();
     this.dispatchAt(this.arena.addressOf(vec, n), n);
   }
 
@@ -417,10 +438,15 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
     this.delivered += count - lost;
   }
 
-  private ownerFailed(owner: Owner, count: number, err: unknown): void {
+  private ownerFailed(owner: Owner, count: number, thrown: unknown): void {
+    const first = owner.errors === 0;
     owner.errors += count;
     this.drops['owner-error'] += count;
-    if (this.listenerCount('error') > 0) this.emit('error', err, { id: owner.id, name: owner.name });
+    // Without a listener only an owner's first failure warns: the rest are in its counters.
+    if (!first && this.listenerCount('error') === 0) return;
+    const why = thrown instanceof Error ? thrown.message : String(thrown);
+    const err = new NetpdError('EOWNER', `owner "${owner.name}" (id ${owner.id}) threw: ${why}; its packets are counted as owner-error drops`, { cause: thrown });
+    emitError(this, err, { id: owner.id, name: owner.name });
   }
 
   private toBpf(description: Description): BpfProgram {
@@ -440,6 +466,7 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
    * lack of buffer space) — so `in = delivered + dropped` covers them too.
    */
   countDrops(reason: 'noslot' | 'kernel', n: number): void {
+    if (this.closed) return;
     this.inCount += n;
     this.drops[reason] += n;
   }
@@ -457,6 +484,41 @@ export class PacketDispatcher extends EventEmitter<{ error: [unknown, OwnerInfo]
       owners,
       default: { packets: d?.packets ?? 0, bytes: d?.bytes ?? 0, errors: d?.errors ?? 0 },
     };
+  }
+
+  /**
+   * Unregisters every owner, drops the compiled classifier and gives the dispatcher's
+   * tables back to the arena (a dispatcher created later on it reuses the space).
+   * Counters stay readable with stats(); any other call throws ECLOSED. Idempotent.
+   * Throws EINVAL when called from a netio callback during dispatch.
+   */
+  close(): void {
+    if (this.closed) return;
+    if (this.busy) throw new NetpdError('EINVAL', 'close() called from a netio callback during dispatch; close the dispatcher after dispatch returns');
+    for (const owner of this.owners) if (owner) this.unregister(owner.id);
+    this.closed = true;
+    this.jit?.invalidate();
+    for (const r of this.regions) this.arena.unreserve(r.at, r.bytes);
+    this.regions.length = 0;
+  }
+
+  /** close(), for `using pd = PacketDispatcher.create(...)`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private reserve(bytes: number, align: number): number {
+    const at = this.arena.reserve(bytes, align);
+    this.regions.push({ at, bytes });
+    return at;
+  }
+
+  private live(): void {
+    if (this.closed) throw this.closedError();
+  }
+
+  private closedError(): NetpdError {
+    return new NetpdError('ECLOSED', `this ${this.filterType} dispatcher was closed; create another`);
   }
 }
 

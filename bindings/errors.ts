@@ -16,6 +16,8 @@ export type NetpdErrorCode =
   | 'ENODEV'     // no such network interface
   | 'ENETDOWN'   // a network interface is down, or went down or away while in use
   | 'ENOTSUP'    // not supported on this system
+  | 'EOWNER'     // an owner's netio or a source's onBurst callback threw (what it threw is err.cause)
+  | 'ECLOSED'    // a method was called on a dispatcher, reader or source after close()
   | 'EIO';       // an operating-system I/O error
 
 export interface NetpdErrorOptions {

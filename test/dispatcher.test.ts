@@ -88,11 +88,11 @@ describe('PacketDispatcher', () => {
     const errors: string[] = [];
     const good: number[] = [];
     const pd = PacketDispatcher.create({ arena });
-    pd.on('error', (err, owner) => errors.push(`${owner.name}: ${(err as Error).message}`));
+    pd.on('error', (err, owner) => errors.push(`${owner.name}: ${err.code} ${(err.cause as Error).message}`));
     pd.register(arpOp(1), () => { throw new Error('boom'); }, { name: 'bad' });
     pd.register(arpOp(2), (p) => good.push(p.u16(20)), { name: 'good' });
     pd.dispatchBurst(load(arena, [arp(1), arp(2), arp(1), arp(2)]), 4);
-    expect(errors).toEqual(['bad: boom', 'bad: boom']);
+    expect(errors).toEqual(['bad: EOWNER boom', 'bad: EOWNER boom']);
     expect(good).toEqual([2, 2]);
     const s = pd.stats();
     expect(s.dropped['owner-error']).toBe(2);
