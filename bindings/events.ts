@@ -21,3 +21,20 @@ export function emitError(emitter: EventEmitter, err: NetpdError, ...args: unkno
   process.emitWarning(err.message, { code: err.code, detail: 'no \'error\' listener was attached, so netpd warns instead of throwing' });
   return false;
 }
+
+/**
+ * Node's AbortError (what fs, events.on and timers/promises reject with): name
+ * 'AbortError', code 'ABORT_ERR', the signal's reason as its cause.
+ */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+  constructor(signal: AbortSignal) {
+    super('The operation was aborted', { cause: signal.reason });
+    this.name = 'AbortError';
+  }
+}
+
+/** Throws AbortError when `signal` is aborted. */
+export function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(signal);
+}

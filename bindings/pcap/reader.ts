@@ -51,6 +51,9 @@ import { divmod64, remainder } from '../u64.js';
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 import type { Arena } from '../arena.js';
 import { NetpdError } from '../errors.js';
+import { checkAborted } from '../events.js';
+import { PacketBatch } from '../packet.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   MAX_CAPLEN_STANDARD, OPT_ENDOFOPT, OPT_IF_FCSLEN, OPT_IF_NAME, OPT_IF_TSOFFSET, OPT_IF_TSRESOL,
   PCAP_FILE_HEADER_LEN, PCAP_MAGIC_NSEC, PCAP_MAGIC_NSEC_SWAPPED, PCAP_MAGIC_USEC, PCAP_MAGIC_USEC_SWAPPED,
@@ -98,6 +101,16 @@ export interface PcapReaderOptions {
   arena?: Arena;
   /** Size of the reusable read buffer, in bytes (default 1 MiB, minimum 64). */
   chunkSize?: number;
+  /** Ends `for await` over the reader with Node's AbortError when aborted. */
+  signal?: AbortSignal;
+  /** Packets per batch of `for await` (default 256). */
+  burstSize?: number;
+}
+
+/** Options of reader.bursts(); the reader's open options are the defaults. */
+export interface BurstOptions {
+  signal?: AbortSignal;
+  burstSize?: number;
 }
 
 const DEFAULT_CHUNK = 1024 * 1024;
@@ -192,6 +205,7 @@ export class PcapReader {
 
   private delivered = 0;
   private deliveredBytes = 0;
+  private readonly burstDefaults: BurstOptions;
 
   /**
    * Opens a capture file and reads its header (for pcapng: the first Section Header
@@ -239,6 +253,7 @@ export class PcapReader {
       throw new NetpdError('EINVAL', `chunkSize must be an integer of at least 64 bytes, got ${chunk}`);
     }
     this.chunkSize = chunk;
+    this.burstDefaults = { signal: options.signal, burstSize: options.burstSize };
     this.buf = Buffer.allocUnsafe(chunk);
     this.arena = options.arena ?? null;
     this.arenaBytes = this.arena ? this.arena.bytes : null;
@@ -402,8 +417,55 @@ export class PcapReader {
     return this.packets();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<PcapPacket, void, undefined> {
-    yield* this.packets();
+  /**
+   * The rest of the file as bursts in the arena: `for await (const batch of reader)`.
+   * Each PacketBatch (the same object every time, over the reader's own slot vector) is
+   * valid until the next iteration, which frees its slots: retain() a packet to keep it.
+   * The event loop gets a turn between bursts, so timers and an abort are seen. Ending
+   * the loop in any way (end of file, break, throw, abort) frees the batch held and
+   * closes the reader, as Node's streams do. Throws EINVAL without an arena, ENOSLOT
+   * when the arena has no slot for the next packet (packets retained and never
+   * released), EPCAP for damage (after the packets before it), and Node's AbortError
+   * (name 'AbortError', code 'ABORT_ERR') once `signal` is aborted.
+   */
+  async *bursts(options: BurstOptions = {}): AsyncGenerator<PacketBatch, void, undefined> {
+    const signal = options.signal ?? this.burstDefaults.signal;
+    const size = options.burstSize ?? this.burstDefaults.burstSize ?? 256;
+    const arena = this.arena;
+    if (arena === null) throw new NetpdError('EINVAL', `iterating ${this.path} needs an arena: PcapReader.open(path, { arena })`);
+    if (!Number.isInteger(size) || size < 1 || size > 65536) throw new NetpdError('EINVAL', `burstSize must be an integer in 1..65536, got ${size}`);
+    if (this.closed) throw new NetpdError('ECLOSED', `the reader of ${this.path} is closed`);
+    const vec = arena.burstVector(size);
+    const batch = new PacketBatch(arena, vec);
+    try {
+      for (;;) {
+        checkAborted(signal);
+        const k = this.readBurst(vec, size);
+        if (k === 0) {
+          if (this.done) return;
+          throw new NetpdError('ENOSLOT', `the arena has no free slot for the next packet of ${this.path} (packet ${this.delivered + 1}): all ${arena.slotCount} slots are held; release() the packets you retain(), or give the reader a larger arena`);
+        }
+        batch.length = k;
+        yield batch;
+        arena.freeBurst(vec, k);
+        batch.length = 0;
+        await nextTurn();
+      }
+    } finally {
+      if (batch.length > 0) arena.freeBurst(vec, batch.length);
+      arena.unreserve(vec.byteOffset, vec.byteLength);
+      this.close();
+    }
+  }
+
+  /** bursts() with the options given to open(). */
+  [Symbol.asyncIterator](): AsyncGenerator<PacketBatch, void, undefined> {
+    return this.bursts();
+  }
+
+  /** close(), for `await using reader = PcapReader.open(...)`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
   }
 
   /** Closes the file. Idempotent. The reader holds no arena slots. */
