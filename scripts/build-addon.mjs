@@ -47,9 +47,10 @@ if (!env.npm_config_nodedir) {
 
 if (prebuild) {
   // prebuilds/linux-x64/netpd.glibc.node, stripped; prebuildify runs `node-gyp rebuild`.
+  // Its chatter goes to stderr, so `npm pack --json` keeps a clean stdout.
   if (candidates.length > 0) env.PREBUILD_NODE_GYP = candidates[0];
   const bin = createRequire(import.meta.url).resolve('prebuildify/bin.js');
-  const r = spawnSync(process.execPath, [bin, '--napi', '--strip', '--tag-libc'], { stdio: 'inherit', env });
+  const r = spawnSync(process.execPath, [bin, '--napi', '--strip', '--tag-libc'], { stdio: ['inherit', 2, 2], env });
   process.exit(r.status ?? 1);
 }
 
