@@ -32,16 +32,23 @@ const gyp = candidates.length > 0 ? [process.execPath, candidates[0]] : ['node-g
 
 // node-gyp downloads the running Node's headers from nodejs.org unless told where they are.
 // A Node from a distribution package or from the official tarball has them under
-// <prefix>/include/node: use those when they are this Node's, so the build needs no network.
+// <prefix>/include/node, and the npm registry's `node` package under its node-<os>-<arch>
+// dependency: use those when they are this Node's, so the build needs no network.
 const env = { ...process.env };
 if (!env.npm_config_nodedir) {
   const prefix = join(dirname(process.execPath), '..');
-  try {
-    const h = readFileSync(join(prefix, 'include', 'node', 'node_version.h'), 'utf8');
+  for (const dir of [prefix, join(prefix, 'node_modules', `node-${process.platform}-${process.arch}`)]) {
+    let h;
+    try {
+      h = readFileSync(join(dir, 'include', 'node', 'node_version.h'), 'utf8');
+    } catch {
+      continue;
+    }
     const part = (name) => new RegExp(`#define NODE_${name}_VERSION (\\d+)`).exec(h)?.[1];
-    if ([part('MAJOR'), part('MINOR'), part('PATCH')].join('.') === process.versions.node) env.npm_config_nodedir = prefix;
-  } catch {
-    // no headers beside this Node: node-gyp fetches them
+    if ([part('MAJOR'), part('MINOR'), part('PATCH')].join('.') === process.versions.node) {
+      env.npm_config_nodedir = dir;
+      break;
+    }
   }
 }
 
