@@ -20,10 +20,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Arena, BpfFilter, PacketDispatcher, PcapReader, PcapWriter, compileFilter } from '../dist/index.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Arena, BpfFilter, PacketDispatcher, PcapReader, compileFilter } from '../dist/index.js';
 import { benchDispatch, parseRules } from '../dist/bench-dispatch.js';
-import { makeFlows, flowExpression, fiveTuple, flowTraffic } from '../test/support/flows.mjs';
+import { makeFlows, fiveTuple } from '../test/support/flows.mjs';
+import { writeFlows, writeTraffic } from '../scripts/make-flows.mjs';
 
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const json = process.argv.includes('--json');
@@ -45,29 +46,13 @@ const libpcap = (rules, capture) => {
 };
 
 /** N flows, a rules file of their expressions, and a capture of their traffic (10% no owner's). */
-function writeFlows(dir, { flows: count, packets, seed }) {
-  const flows = makeFlows(count, seed);
-  const rules = join(dir, `flows-${count}.rules`);
-  writeFileSync(rules, `${flows.map(flowExpression).join('\n')}\n`);
-  return { flows, rules, capture: writeTraffic(join(dir, `flows-${count}.pcap`), flows, packets, seed) };
-}
-
-/** A capture of `packets` frames of the given flows' traffic. */
-function writeTraffic(file, flows, packets, seed) {
-  const writer = PcapWriter.create(file);
-  let i = 0;
-  for (const frame of flowTraffic(flows, packets, { seed })) {
-    writer.writePacket(frame, { sec: 1_700_000_000 + Math.floor(i / 1000), nsec: (i % 1000) * 1e6, wireLen: 64 });
-    i++;
-  }
-  writer.close();
-  return file;
-}
+const flowFiles = (dir, { flows, packets, seed }) =>
+  writeFlows({ rules: join(dir, `flows-${flows}.rules`), capture: join(dir, `flows-${flows}.pcap`), flows, packets, seed });
 
 // --- N 5-tuple owners ------------------------------------------------------------
 const PACKETS = 20_000;
 for (const n of quick ? [1000] : [100, 1000]) {
-  const f = writeFlows(dir, { flows: n, packets: PACKETS, seed: n });
+  const f = flowFiles(dir, { flows: n, packets: PACKETS, seed: n });
   const rules = parseRules(readFileSync(f.rules, 'utf8'));
   log(`${n} 5-tuple owners, ${PACKETS} packets (90% theirs, interleaved):`);
   const peer = libpcap(f.rules, f.capture);
@@ -110,7 +95,7 @@ for (const spread of [false, true]) {
     const flows = makeFlows(n, 7);
     const capture = spread ? writeTraffic(join(dir, `spread-${n}.pcap`), flows, PACKETS, 7) : sameTraffic;
     for (const jit of [true, false]) {
-      const r = await benchDispatch({ file: capture, rules: flows.map(fiveTuple), filterType: 'dpf', jit, minTimeMs, minPasses: 5, controlBytes: 64 << 20 });
+      const r = await benchDispatch({ file: capture, rules: flows.map((f, i) => ({ name: `#${i + 1}`, description: fiveTuple(f) })), filterType: 'dpf', jit, minTimeMs, minPasses: 5 });
       const ns = r.nsPerPacket;
       const name = `netpd dpf ${jit ? 'compiled' : 'interpreted'}`;
       const key = `${spread}/${name}`;
@@ -161,7 +146,7 @@ for (const spread of [false, true]) {
 
 // --- control plane -----------------------------------------------------------------
 {
-  const f = writeFlows(dir, { flows: 1001, packets: 10, seed: 99 });
+  const f = flowFiles(dir, { flows: 1001, packets: 10, seed: 99 });
   const { pd, sink } = await dpfOwners(f.flows.slice(0, 1000), true);
   const extra = fiveTuple(f.flows[1000]);
   const times = [];

@@ -10,18 +10,24 @@
 
 import { NetpdError } from './errors.js';
 import { Arena } from './arena.js';
-import { PacketDispatcher, type Description, type FilterType } from './dispatcher.js';
+import { isDddText, parseDdd } from './bpf.js';
+import { probeCore } from './core.js';
+import { PacketDispatcher, type Description, type DispatcherOptions, type FilterType } from './dispatcher.js';
+import type { DpfDescription } from './dpf/description.js';
+import { DpfTrie } from './dpf/trie.js';
+import { compileFilter } from './filter/compile.js';
+import { tokenize } from './filter/lexer.js';
 import type { Netio } from './netio.js';
 import { PcapReader } from './pcap/index.js';
 
 export interface BenchDispatchOptions {
   /** The capture whose packets are dispatched. */
   file: string;
-  /** One description per owner: a pcap-filter expression (a line of a rules file) or, for 'dpf', atoms. */
-  rules: readonly Description[];
+  /** One owner per rule: a pcap-filter expression (a line of a rules file) or, for 'dpf', atoms. */
+  rules: readonly Rule[];
   filterType: FilterType;
   jit: boolean;
-  /** Bytes of the arena's control region, which holds the dispatcher (default 16 MiB; a DPF trie of 100,000 5-tuples wants some 50 MiB). */
+  /** Bytes of the arena's control region, which holds the dispatcher (default: what the rules need, see sizeForRules). */
   controlBytes?: number;
   /** Least total time spent timing passes, in ms (default 1000); at least `minPasses` passes run. */
   minTimeMs?: number;
@@ -49,7 +55,8 @@ export async function benchDispatch(options: BenchDispatchOptions): Promise<Benc
   if (options.rules.length === 0) throw new NetpdError('EINVAL', 'the rules file has no rules (one pcap-filter expression per line)');
   const count = countPackets(options.file);
   if (count === 0) throw new NetpdError('EINVAL', `${options.file} holds no packets`);
-  const arena = Arena.create({ slotSize: 2048, slotCount: count + BURST, controlBytes: options.controlBytes });
+  const sized = sizeForRules(options.rules, { filterType: options.filterType, burstSize: BURST });
+  const arena = Arena.create({ slotSize: 2048, slotCount: count + BURST, controlBytes: options.controlBytes ?? sized.controlBytes });
   const all = arena.burstVector(count);
   const reader = PcapReader.open(options.file, { arena });
   let held = 0;
@@ -71,13 +78,10 @@ export async function benchDispatch(options: BenchDispatchOptions): Promise<Benc
     defaultNetio: sink,
     filterType: options.filterType,
     jit: options.jit,
-    maxOwners: Math.max(4096, options.rules.length),
-    burstSize: BURST,
+    ...sized.dispatcher,
   });
-  // An expression names its own rule; atoms go by their place in the list.
-  const rules = options.rules.map((description, i) => ({ name: typeof description === 'string' ? description : `#${i + 1}`, description }));
   const t0 = performance.now();
-  registerRules(pd, rules, sink);
+  registerRules(pd, sized.rules, sink);
   const t1 = performance.now();
   await pd.jitReady();
   const t2 = performance.now();
@@ -122,23 +126,114 @@ export interface Rule {
   description: Description;
 }
 
-/** Registers one owner per rule, all with `netio`; a refused rule's error says which rule it was. */
+/**
+ * Registers one owner per rule, all with `netio`; a refused rule's error says which rule
+ * it was. Throws EINVAL, naming it, when a name is given twice (each owner's counters
+ * are reported under its name).
+ */
 export function registerRules(pd: PacketDispatcher, rules: readonly Rule[], netio: Netio): void {
+  checkNames(rules);
+  for (const r of rules) forRule(r, () => pd.register(r.description, netio, { name: r.name }));
+}
+
+function checkNames(rules: readonly Rule[]): void {
+  const seen = new Set<string>();
   for (const r of rules) {
-    try {
-      pd.register(r.description, netio, { name: r.name });
-    } catch (err) {
-      if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${r.name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
-      throw err;
-    }
+    if (seen.has(r.name)) throw new NetpdError('EINVAL', `rule name "${r.name}" is given twice`);
+    seen.add(r.name);
   }
 }
 
-/** Reads a rules file: one expression per line; blank lines and lines starting with # are skipped. */
-export function parseRules(text: string): string[] {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+/** Runs `f` for a rule; a NetpdError it throws comes out naming the rule. */
+function forRule<T>(rule: Rule, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof NetpdError) throw new NetpdError(err.code, `rule "${rule.name}": ${err.message.replace(/^E\w+: /, '')}`, { cause: err, details: err.details });
+    throw err;
+  }
 }
 
+/**
+ * Reads a rules file: one rule per line, `NAME=EXPR` or a bare `EXPR` (named by the
+ * expression itself); blank lines and lines starting with # are skipped. A line is
+ * `NAME=EXPR` when what comes before its first `=` is a single name, not a filter keyword
+ * or number (so `len = 100` and `ip[0] = 69` stay expressions).
+ */
+export function parseRules(text: string): Rule[] {
+  const rules: Rule[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.length === 0 || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const name = eq > 0 && line[eq + 1] !== '=' ? line.slice(0, eq).trim() : '';
+    if (name !== '' && isName(name)) rules.push({ name, description: line.slice(eq + 1).trim() });
+    else rules.push({ name: line, description: line });
+  }
+  return rules;
+}
+
+function isName(text: string): boolean {
+  try {
+    const tokens = tokenize(text);
+    return tokens.length === 2 && tokens[0].kind === 'id' && tokens[0].text === text;
+  } catch {
+    return false;
+  }
+}
+
+/** What a rule set needs: the rules with expressions compiled, and the capacities to create the arena and dispatcher with. */
+export interface RuleSizes {
+  rules: Rule[];
+  /** Bytes of the arena's control region: the dispatcher, the DPF trie, and 16 MiB for everything else. */
+  controlBytes: number;
+  dispatcher: Required<Pick<DispatcherOptions, 'maxOwners' | 'programCapacity' | 'burstSize'>> & { dpf: { maxNodes: number; maxEdges: number; maxFields: number } };
+}
+
+const HEADROOM = 16 * 1024 * 1024;
+
+/**
+ * Sizes an arena and dispatcher for `rules`, so that a rules file of any length registers
+ * without the user choosing capacities: the expressions are compiled here (once; the
+ * compiled programs or DPF descriptions are what gets registered), their instructions or
+ * atoms counted, and the control region made large enough for the dispatcher and trie.
+ * Throws what compiling throws, naming the rule.
+ */
+export function sizeForRules(rules: readonly Rule[], options: { filterType: FilterType; burstSize?: number; linkType?: number }): RuleSizes {
+  checkNames(rules);
+  const burstSize = options.burstSize ?? BURST;
+  const maxOwners = Math.max(4096, rules.length);
+  const dpf = options.filterType === 'dpf';
+  let instructions = 0;
+  let atoms = 0;
+  const fields = new Set<string>();
+  const compiled = rules.map((r): Rule => forRule(r, () => {
+    if (dpf) {
+      const paths: readonly DpfDescription[] = typeof r.description === 'string'
+        ? compileFilter(r.description, { target: 'dpf', linkType: options.linkType })
+        : isPathList(r.description) ? r.description : [r.description as DpfDescription];
+      for (const path of paths) {
+        atoms += path.length;
+        for (const a of path) fields.add('shift' in a ? JSON.stringify(a.shift) : `${a.offset}/${a.size}/${a.mask ?? ''}`);
+      }
+      return typeof r.description === 'string' ? { name: r.name, description: paths } : r;
+    }
+    const program = typeof r.description !== 'string' ? r.description
+      : isDddText(r.description) ? parseDdd(r.description) : compileFilter(r.description, { linkType: options.linkType });
+    instructions += (program as readonly unknown[]).length;
+    return { name: r.name, description: program };
+  }));
+  const programCapacity = Math.max(131072, instructions + 1024);
+  const maxNodes = Math.max(maxOwners * 8 + 64, atoms + 64);
+  const trie = { maxNodes, maxEdges: maxNodes, maxFields: Math.max(4096, fields.size) };
+  const core = probeCore().exports;
+  const controlBytes = (core.dispatch_bytes(maxOwners, programCapacity, burstSize) >>> 0) + (dpf ? DpfTrie.bytes(trie) : 0) + HEADROOM;
+  return { rules: compiled, controlBytes, dispatcher: { maxOwners, programCapacity, burstSize, dpf: trie } };
+}
+
+function isPathList(d: Description): d is readonly DpfDescription[] {
+  return Array.isArray(d) && d.length > 0 && d.every(Array.isArray);
+}
 function countPackets(file: string): number {
   const arena = Arena.create({ slotSize: 2048, slotCount: BURST });
   const vec = arena.burstVector(BURST);
