@@ -1,0 +1,240 @@
+// IPv4 and IPv6 (print-ip.c, print-ip6.c, print-ip-demux.c) at default verbosity.
+//
+// Both cut the readable bytes to the datagram's own length (nd_push_snaplen), so that
+// Ethernet padding is never read as payload; a first fragment goes to the transport
+// printer, a later one prints the addresses and "ip-proto-N". TCP/UDP print the
+// addresses themselves (joined with their ports); every other protocol gets
+// "src > dst: " here first. IPv6 walks the hop-by-hop, destination-options and fragment
+// headers; the routing and mobility headers, and the IP protocols other than TCP, UDP,
+// ICMP, ICMPv6, IP-in-IP and "no next header", are not decoded (tcpdump decodes many
+// more; their lines differ, see test/print.test.ts).
+
+import { Dissection, ip6String, ipString } from './dissection.js';
+import { icmp6Print, icmpPrint } from './icmp.js';
+import { tcpPrint } from './tcp.js';
+import { udpPrint } from './udp.js';
+
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+const IPPROTO_ICMP = 1;
+const IPPROTO_IPV4 = 4;
+const IPPROTO_IPV6 = 41;
+const IPPROTO_ICMPV6 = 58;
+const IPPROTO_NONE = 59;
+const IPPROTO_HOPOPTS = 0;
+const IPPROTO_DSTOPTS = 60;
+const IPPROTO_FRAGMENT = 44;
+const IPPROTO_SCTP = 132;
+const IPPROTO_DCCP = 33;
+
+/** tcpdump's ipproto_values, for the "[icmp requires IPv4]"-style complaints. */
+const IPPROTO_NAMES: ReadonlyMap<number, string> = new Map([[1, 'ICMP'], [58, 'ICMPv6'], [2, 'IGMP'], [97, 'Ethernet']]);
+
+/** The network header the transport printers look back at (tcpdump passes bp2). */
+export interface IpHeader {
+  /** 4 or 6. */
+  version: 4 | 6;
+  /** Offset of the IP header in the packet. */
+  off: number;
+  /** The protocol/next-header field of the IP header itself (not of the last extension header). */
+  headerProto: number;
+}
+
+export function addressPair(d: Dissection, ip: IpHeader): [string, string] {
+  return ip.version === 4
+    ? [ipString(d, ip.off + 12), ipString(d, ip.off + 16)]
+    : [ip6String(d, ip.off + 8), ip6String(d, ip.off + 24)];
+}
+
+/** ipN_print: IPv4 or IPv6 by the version nibble. */
+export function ipNPrint(d: Dissection, off: number, length: number): void {
+  d.protocol = 'ipn';
+  if (length < 1) {
+    d.print(`truncated-ip ${length}`);
+    return;
+  }
+  const v = d.u8(off) & 0xf0;
+  if (v === 0x40) ipPrint(d, off, length);
+  else if (v === 0x60) ip6Print(d, off, length);
+  else d.print(`unknown ip ${v >> 4}`);
+}
+
+/** ip_print. */
+export function ipPrint(d: Dissection, off: number, length: number): void {
+  d.protocol = 'ip';
+  const v = d.u8(off) >> 4;
+  if (v !== 4) {
+    d.print(v === 6 ? 'IP6, wrong link-layer encapsulation' : `IP${v}`);
+    d.print(' (invalid)');
+    return;
+  }
+  d.print('IP ');
+  d.need(off, 20);
+  if (length < 20) {
+    d.print(`truncated-ip ${length}`);
+    return;
+  }
+  const hlen = (d.u8(off) & 0x0f) * 4;
+  if (hlen < 20) {
+    d.print(`bad-hlen ${hlen}`);
+    return;
+  }
+  let len = d.u16(off + 2);
+  if (length < len) d.print(`truncated-ip - ${len - length} bytes missing! `);
+  if (len < hlen) {
+    // tcpdump is built with GUESS_TSO: a zero total length is a TSO send.
+    if (len !== 0) {
+      d.print(`bad-len ${len}`);
+      return;
+    }
+    len = length;
+  }
+  d.pushSnap(off, len);
+  len -= hlen;
+  const frag = d.u16(off + 6);
+  const proto = d.u8(off + 9);
+  const ip: IpHeader = { version: 4, off, headerProto: proto };
+  if ((frag & 0x1fff) === 0) {
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP && proto !== IPPROTO_SCTP && proto !== IPPROTO_DCCP) {
+      d.print(`${ipString(d, off + 12)} > ${ipString(d, off + 16)}: `);
+    }
+    if (!d.has(off, hlen)) {
+      d.print(` [remaining caplen(${d.available(off)}) < header length(${hlen})]`);
+      d.trunc();
+      return;
+    }
+    demuxPrint(d, off + hlen, len, ip, (frag & 0x2000) !== 0, proto);
+  } else {
+    d.print(`${ipString(d, off + 12)} > ${ipString(d, off + 16)}: ip-proto-${proto}`);
+  }
+  d.popSnap();
+}
+
+/** ip_demux_print: the payload of an IPv4 or IPv6 datagram. */
+function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fragmented: boolean, nh: number): void {
+  switch (nh) {
+    case IPPROTO_TCP: tcpPrint(d, off, length, ip); return;
+    case IPPROTO_UDP: udpPrint(d, off, length, ip, fragmented); return;
+    case IPPROTO_ICMP:
+      if (ip.version === 4) icmpPrint(d, off, length);
+      else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv4] (invalid)`);
+      return;
+    case IPPROTO_ICMPV6:
+      if (ip.version === 6) icmp6Print(d, off, length, ip);
+      else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv6] (invalid)`);
+      return;
+    case IPPROTO_IPV4: ipPrint(d, off, length); return;
+    case IPPROTO_IPV6: ip6Print(d, off, length); return;
+    case IPPROTO_NONE: d.print('no next header'); return;
+    default:
+      // tcpdump decodes many of these (IGMP, GRE, OSPF, SCTP, ESP, AH, PIM, VRRP, ...);
+      // this is its line for a protocol it has no printer for.
+      d.print(` ip-proto-${nh} ${length}`);
+  }
+}
+
+/** ip6_print. */
+export function ip6Print(d: Dissection, off: number, length: number): void {
+  d.protocol = 'ip6';
+  d.need(off, 40);
+  if (length < 40) {
+    d.print(`truncated-ip6 ${length}`);
+    return;
+  }
+  d.print('IP6 ');
+  const v = d.u8(off) >> 4;
+  if (v !== 6) {
+    d.print(`version error: ${v} != 6`);
+    return;
+  }
+  const payloadLen = d.u16(off + 4);
+  let len: number;
+  if (payloadLen !== 0) {
+    len = payloadLen + 40;
+    if (length < len) d.print(`truncated-ip6 - ${len - length} bytes missing!`);
+  } else {
+    len = length + 40;
+  }
+  let nh = d.u8(off + 6);
+  const ip: IpHeader = { version: 6, off, headerProto: nh };
+  d.pushSnap(off, len);
+  let cp = off;
+  let advance = 40;
+  let fragmented = false;
+  let foundExtension = false;
+  let foundHbh = false;
+  let previous = 255;
+  while (cp < d.snapEnd && advance > 0) {
+    if (len < advance) {
+      d.trunc();
+      return;
+    }
+    cp += advance;
+    len -= advance;
+    if (cp === off + 40 && nh !== IPPROTO_TCP && nh !== IPPROTO_UDP && nh !== IPPROTO_DCCP && nh !== IPPROTO_SCTP) {
+      d.print(`${ip6String(d, off + 8)} > ${ip6String(d, off + 24)}: `);
+    }
+    switch (nh) {
+      case IPPROTO_HOPOPTS: {
+        if (foundHbh) {
+          d.print('[The Hop-by-Hop Options header was already found] (invalid)');
+          return;
+        }
+        if (previous !== 255) {
+          d.print("[The Hop-by-Hop Options header don't follow the IPv6 header] (invalid)");
+          return;
+        }
+        d.protocol = 'hbhopt';
+        const hbhLen = (d.u8(cp + 1) + 1) << 3;
+        d.need(cp, hbhLen);
+        d.print('HBH ');
+        // Only a Jumbo Payload option changes what follows; with a non-zero payload
+        // length tcpdump accepts the header as it is.
+        if (payloadLen === 0) {
+          d.print('[No valid Jumbo Payload Hop-by-Hop option found] (invalid)');
+          return;
+        }
+        advance = hbhLen;
+        foundExtension = true;
+        foundHbh = true;
+        nh = d.u8(cp);
+        break;
+      }
+      case IPPROTO_DSTOPTS: {
+        d.protocol = 'dstopt';
+        advance = (d.u8(cp + 1) + 1) << 3;
+        d.need(cp, advance);
+        d.print('DSTOPT ');
+        foundExtension = true;
+        nh = d.u8(cp);
+        break;
+      }
+      case IPPROTO_FRAGMENT: {
+        d.protocol = 'frag6';
+        const fragOff = d.u16(cp + 2) & 0xfff8;
+        d.print(`frag (${fragOff}|${40 + payloadLen - (cp - off) - 8})`);
+        if (fragOff !== 0) return;
+        d.print(' ');
+        advance = 8;
+        if (d.snapEnd <= cp + advance) return;
+        foundExtension = true;
+        nh = d.u8(cp);
+        fragmented = true;
+        break;
+      }
+      default:
+        if (payloadLen === 0) {
+          if (foundExtension) {
+            d.trunc();
+            return;
+          }
+          len = 0;
+          d.snapEnd = Math.min(d.snapEnd, off + 40);
+        }
+        demuxPrint(d, cp, len, ip, fragmented, nh);
+        return;
+    }
+    previous = nh;
+    d.protocol = 'ip6';
+  }
+}
