@@ -52,9 +52,13 @@ function configure(cmd: Command): void {
   for (const sub of cmd.commands) configure(sub);
 }
 
-/** `-O0` is tcpdump's old spelling of -O (no optimizer); commander would read it as -O -0. */
+/**
+ * `-O0` is tcpdump's old spelling of -O (no optimizer); commander would read it as -O -0.
+ * `help bench dispatch` is `bench dispatch --help` (commander's help takes one verb).
+ */
 function tcpdumpSpellings(argv: string[]): string[] {
-  return argv.map((a) => (a === '-O0' ? '-O' : a));
+  const args = argv.map((a) => (a === '-O0' ? '-O' : a));
+  return args[0] === 'help' && args.length > 2 ? [...args.slice(1), '--help'] : args;
 }
 
 async function main(argv: string[]): Promise<number> {
