@@ -18,6 +18,14 @@
 // put back in the frame, the wire length is the kernel's tp_len (plus the tag), the
 // captured length is cut to the snap length, and timestamps are the kernel's, in ns.
 //
+// The "any" pseudo-interface is libpcap's cooked capture: a SOCK_DGRAM socket bound to
+// every interface hands over network-layer packets with a sockaddr_ll, from which each
+// slot gets a 16-byte LINUX_SLL header (packet type, ARPHRD type, address length and
+// 8 address bytes, protocol) before the packet; a VLAN tag goes back in at offset 14,
+// before the protocol field, as libpcap puts it. As in libpcap, an outgoing copy on the
+// loopback device is dropped (the same packet comes in again) and the direction
+// ('in', 'out') is applied per frame from sll_pkttype.
+//
 // Nothing here knows about N-API: binding.cc wraps it.
 
 #pragma once
@@ -43,6 +51,7 @@ struct ArenaLayout {
 
 enum class RxMode { Ring, Mmsg };
 enum class TxMode { Mmsg, Ring };
+enum class Direction { InOut, In, Out };
 
 struct SocketOptions {
   std::string ifname;
@@ -58,6 +67,7 @@ struct SocketOptions {
   uint32_t burst = 256;              // largest burst receive/transmit is asked for
   uint32_t maxFrameBytes = 2048;     // largest frame sent (the arena's slot size): TX ring frame size
   bool ignoreOutgoing = false;       // PACKET_IGNORE_OUTGOING
+  Direction direction = Direction::InOut;  // also checked per frame (libpcap's linux_check_direction)
   bool qdiscBypass = false;          // PACKET_QDISC_BYPASS on the transmit socket
   std::vector<sock_filter> filter;   // empty: no kernel filter
   bool hasFanout = false;
@@ -81,6 +91,7 @@ struct KernelStats {
 struct ReceiveTotals {
   uint64_t packets = 0;
   uint64_t wireBytes = 0;
+  uint64_t skipped = 0;  // frames the direction rule or the loopback rule left out
 };
 
 class PacketSocket {
@@ -92,6 +103,10 @@ class PacketSocket {
 
   int fd() const { return rxFd_; }
   int ifindex() const { return ifindex_; }
+  bool cooked() const { return cooked_; }
+  // Replaces the kernel filter (empty: none) in one SO_ATTACH_FILTER, which swaps it
+  // atomically: every frame is judged by the old filter or the new, none by neither.
+  bool setFilter(const std::vector<sock_filter>& filter, SysError& error);
   void attach(const ArenaLayout& arena) { arena_ = arena; }
   bool attached() const { return arena_.mem != nullptr; }
 
@@ -110,6 +125,8 @@ class PacketSocket {
   const ReceiveTotals& received() const { return received_; }
 
  private:
+  bool openCooked(SysError& error);
+  bool setupRx(SysError& error);
   bool setupRxRing(SysError& error);
   bool setupTx(SysError& error);
   int receiveRing(uint32_t vec, uint32_t n, bool keep);
@@ -122,9 +139,14 @@ class PacketSocket {
   uint8_t* slotMeta(uint32_t slot) const { return arena_.mem + arena_.meta + size_t(slot) * arena_.metaSize; }
   uint32_t vecEntry(uint32_t vec, uint32_t i) const;
   void setMeta(uint32_t slot, uint32_t capLen, uint32_t wireLen, uint64_t tsNs, bool truncated, bool hasFlowHash,
-               uint32_t flowHash);
+               uint32_t flowHash, int ifindex);
   // Copies a frame into a slot, putting back a stripped VLAN tag; returns bytes kept.
   uint32_t copyFrame(uint8_t* dst, const uint8_t* frame, uint32_t len, bool vlan, uint16_t tpid, uint16_t tci, bool& truncated) const;
+  // Cooked: the LINUX_SLL header from `sll`, then the packet; the same cuts and tag.
+  uint32_t copyCooked(uint8_t* dst, const sockaddr_ll& sll, const uint8_t* packet, uint32_t len, bool vlan, uint16_t tpid,
+                      uint16_t tci, bool& truncated) const;
+  // False for a frame libpcap would not deliver: an outgoing loopback copy, or the wrong direction.
+  bool wanted(const sockaddr_ll& sll) const;
 
   SocketOptions options_;
   ArenaLayout arena_;
@@ -132,6 +154,9 @@ class PacketSocket {
   int rxFd_ = -1;
   int txFd_ = -1;
   int ifindex_ = 0;
+  int loIfindex_ = -1;
+  bool cooked_ = false;
+  std::vector<sockaddr_ll> names_;  // mmsg mode: each datagram's sender
 
   // RX ring (TPACKET_V3)
   uint8_t* rxMap_ = nullptr;

@@ -48,6 +48,18 @@ bool flag(const Napi::Object& o, const char* key, bool fallback) {
   return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
 }
 
+// A kernel filter from four u32 per instruction (code, jt, jf, k; validated by the
+// bindings first); anything but a Uint32Array is no filter.
+std::vector<sock_filter> program(Napi::Value value) {
+  std::vector<sock_filter> filter;
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) return filter;
+  Napi::Uint32Array words = value.As<Napi::Uint32Array>();
+  for (size_t i = 0; i + 3 < words.ElementLength(); i += 4) {
+    filter.push_back(sock_filter{uint16_t(words[i]), uint8_t(words[i + 1]), uint8_t(words[i + 2]), words[i + 3]});
+  }
+  return filter;
+}
+
 class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -60,6 +72,8 @@ class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
                            InstanceMethod<&SocketWrap::Stats>("stats"),
                            InstanceMethod<&SocketWrap::PendingError>("pendingError"),
                            InstanceMethod<&SocketWrap::Poll>("poll"),
+                           InstanceMethod<&SocketWrap::Pause>("pause"),
+                           InstanceMethod<&SocketWrap::SetFilter>("setFilter"),
                            InstanceMethod<&SocketWrap::Close>("close"),
                            InstanceAccessor<&SocketWrap::IfIndex>("ifindex"),
                        });
@@ -84,15 +98,10 @@ class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
     opt.maxFrameBytes = u32(o, "maxFrameBytes", opt.maxFrameBytes);
     opt.ignoreOutgoing = flag(o, "ignoreOutgoing", opt.ignoreOutgoing);
     opt.qdiscBypass = flag(o, "qdiscBypass", opt.qdiscBypass);
+    const std::string direction = o.Get("direction").IsString() ? o.Get("direction").ToString().Utf8Value() : "inout";
+    opt.direction = direction == "in" ? netpd::Direction::In : direction == "out" ? netpd::Direction::Out : netpd::Direction::InOut;
     if (opt.burst == 0) throw Napi::RangeError::New(env, "burst must be positive");
-    Napi::Value filter = o.Get("filter");
-    if (filter.IsTypedArray()) {
-      // Four u32 per instruction: code, jt, jf, k (validated by the bindings first).
-      Napi::Uint32Array words = filter.As<Napi::Uint32Array>();
-      for (size_t i = 0; i + 3 < words.ElementLength(); i += 4) {
-        opt.filter.push_back(sock_filter{uint16_t(words[i]), uint8_t(words[i + 1]), uint8_t(words[i + 2]), words[i + 3]});
-      }
-    }
+    opt.filter = program(o.Get("filter"));
     Napi::Value fanout = o.Get("fanout");
     if (fanout.IsObject()) {
       Napi::Object f = fanout.As<Napi::Object>();
@@ -197,6 +206,7 @@ class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
     o.Set("drops", Napi::Number::New(env, double(stats_.drops)));
     o.Set("received", Napi::Number::New(env, double(socket_.received().packets)));
     o.Set("bytes", Napi::Number::New(env, double(socket_.received().wireBytes)));
+    o.Set("skipped", Napi::Number::New(env, double(socket_.received().skipped)));
     return o;
   }
 
@@ -230,6 +240,20 @@ class SocketWrap : public Napi::ObjectWrap<SocketWrap> {
     }
     int r = uv_poll_start(poll_, UV_READABLE, &SocketWrap::OnPoll);
     if (r != 0) throw Napi::Error::New(env, std::string("uv_poll_start: ") + uv_strerror(r));
+    return env.Undefined();
+  }
+
+  // pause(): stop watching the socket but keep the handle; poll(callback) resumes.
+  Napi::Value Pause(const Napi::CallbackInfo& info) {
+    if (poll_) uv_poll_stop(poll_);
+    return info.Env().Undefined();
+  }
+
+  // setFilter(words: Uint32Array | null): replace the kernel filter (null: remove it).
+  Napi::Value SetFilter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    netpd::SysError error{};
+    if (!socket_.setFilter(program(info[0]), error)) throw sysError(env, error.what, error.err);
     return env.Undefined();
   }
 

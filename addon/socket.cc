@@ -48,8 +48,11 @@ bool bindTo(int fd, int ifindex, uint16_t protocol, SysError& error) {
 bool PacketSocket::open(const SocketOptions& options, SysError& error) {
   options_ = options;
   if (options.ifname.empty() || options.ifname.size() >= IFNAMSIZ) return fail(error, "if_nametoindex", ENODEV);
-  rxFd_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+  cooked_ = options.ifname == "any";
+  loIfindex_ = int(if_nametoindex("lo"));
+  rxFd_ = socket(AF_PACKET, (cooked_ ? SOCK_DGRAM : SOCK_RAW) | SOCK_CLOEXEC, 0);
   if (rxFd_ < 0) return fail(error, "socket(AF_PACKET)", errno);
+  if (cooked_) return openCooked(error);
 
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, options.ifname.data(), options.ifname.size());
@@ -64,6 +67,26 @@ bool PacketSocket::open(const SocketOptions& options, SysError& error) {
   if (ioctl(rxFd_, SIOCGIFFLAGS, &ifr) != 0) return fail(error, "SIOCGIFFLAGS", errno);
   if (!(ifr.ifr_flags & IFF_UP)) return fail(error, "SIOCGIFFLAGS (interface is down)", ENETDOWN);
 
+  if (!setupRx(error)) return false;
+  if (options.receive && options.promiscuous) {
+    packet_mreq mr{};
+    mr.mr_ifindex = ifindex_;
+    mr.mr_type = PACKET_MR_PROMISC;
+    if (!setOption(rxFd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mr, "PACKET_ADD_MEMBERSHIP", error)) return false;
+  }
+  return setupTx(error);
+}
+
+// "any": every interface, cooked; no promiscuous mode and no transmit (libpcap has neither there).
+bool PacketSocket::openCooked(SysError& error) {
+  ifindex_ = 0;
+  if (!options_.receive) return fail(error, "bind (the any device cannot transmit)", EINVAL);
+  return setupRx(error);
+}
+
+// The ring, the kernel filter and the options, then bind and fanout (see the order above).
+bool PacketSocket::setupRx(SysError& error) {
+  const SocketOptions& options = options_;
   if (options.receive) {
     if (options.rxMode == RxMode::Ring) {
       if (!setupRxRing(error)) return false;
@@ -82,28 +105,34 @@ bool PacketSocket::open(const SocketOptions& options, SysError& error) {
       iovs_.assign(n, iovec{});
       cmsgStride_ = CMSG_SPACE(sizeof(tpacket_auxdata)) + CMSG_SPACE(sizeof(timespec)) + 64;
       cmsgs_.assign(n * cmsgStride_, 0);
+      names_.assign(n, sockaddr_ll{});
     }
-    if (!options.filter.empty()) {
-      sock_fprog prog{static_cast<unsigned short>(options.filter.size()), const_cast<sock_filter*>(options.filter.data())};
-      if (!setOption(rxFd_, SOL_SOCKET, SO_ATTACH_FILTER, prog, "SO_ATTACH_FILTER", error)) return false;
-    }
+    if (!options.filter.empty() && !setFilter(options.filter, error)) return false;
     if (options.ignoreOutgoing) {
       int on = 1;
       if (!setOption(rxFd_, SOL_PACKET, PACKET_IGNORE_OUTGOING, on, "PACKET_IGNORE_OUTGOING", error)) return false;
     }
     if (!bindTo(rxFd_, ifindex_, ETH_P_ALL, error)) return false;
-    if (options.promiscuous) {
-      packet_mreq mr{};
-      mr.mr_ifindex = ifindex_;
-      mr.mr_type = PACKET_MR_PROMISC;
-      if (!setOption(rxFd_, SOL_PACKET, PACKET_ADD_MEMBERSHIP, mr, "PACKET_ADD_MEMBERSHIP", error)) return false;
-    }
     if (options.hasFanout) {
       uint32_t arg = options.fanoutGroup | (uint32_t(options.fanoutMode | options.fanoutFlags) << 16);
       if (!setOption(rxFd_, SOL_PACKET, PACKET_FANOUT, arg, "PACKET_FANOUT", error)) return false;
     }
   }
-  return setupTx(error);
+  return true;
+}
+
+bool PacketSocket::setFilter(const std::vector<sock_filter>& filter, SysError& error) {
+  if (rxFd_ < 0) return fail(error, "SO_ATTACH_FILTER", EBADF);
+  if (filter.empty()) {
+    // No filter: detaching one that is not there (ENOENT) is fine.
+    int dummy = 0;
+    if (setsockopt(rxFd_, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof dummy) != 0 && errno != ENOENT) {
+      return fail(error, "SO_DETACH_FILTER", errno);
+    }
+    return true;
+  }
+  sock_fprog prog{static_cast<unsigned short>(filter.size()), const_cast<sock_filter*>(filter.data())};
+  return setOption(rxFd_, SOL_SOCKET, SO_ATTACH_FILTER, prog, "SO_ATTACH_FILTER", error);
 }
 
 bool PacketSocket::setupRxRing(SysError& error) {

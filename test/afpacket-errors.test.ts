@@ -161,7 +161,7 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
     expect(arena.stats.inUse).toBe(0);
     // Reading the counters of a closed source still works; using it does not.
     expect(source.stats().received).toBe(got.frames.length);
-    expect(thrown(() => source.drain()).code).toBe('EINVAL');
+    expect(thrown(() => source.drain()).code).toBe('ECLOSED');
   }
 
   it('reports ENETDOWN when the interface is deleted mid-capture, closes itself and frees every slot', async () => {
@@ -325,7 +325,7 @@ describe.skipIf(reason !== null)('closing an AfPacketSource', () => {
     expect((await lab.ping(3)).received).toBe(3);
     await new Promise((r) => setTimeout(r, 50));
     expect(got.frames.length).toBe(before);
-    expect(thrown(() => source.send(arena.burstVector(1), 0)).code).toBe('EINVAL');
+    expect(thrown(() => source.send(arena.burstVector(1), 0)).code).toBe('ECLOSED');
   });
 
   it('refuses a signal that is already aborted', () => {

@@ -29,6 +29,8 @@ export interface NativeSocketOptions {
   burst: number;
   maxFrameBytes: number;
   ignoreOutgoing: boolean;
+  /** Per-frame direction rule (libpcap's): 'out' keeps only PACKET_OUTGOING, 'in' all but. */
+  direction: 'in' | 'out' | 'inout';
   qdiscBypass: boolean;
   /** Four u32 per instruction: code, jt, jf, k. */
   filter?: Uint32Array;
@@ -57,10 +59,18 @@ export interface NativeSocket {
   discard(n: number): number;
   /** Sends vec[0..n); returns how many went, or -errno for a frame the link refused. */
   send(vec: number, n: number): number;
-  /** Kernel counters (PACKET_STATISTICS, accumulated) and what receive() delivered. */
-  stats(): { packets: number; drops: number; received: number; bytes: number };
+  /**
+   * Kernel counters (PACKET_STATISTICS, accumulated), what receive() delivered, and the
+   * frames it left out by the direction rule (or as a loopback device's outgoing copy).
+   */
+  stats(): { packets: number; drops: number; received: number; bytes: number; skipped: number };
   pendingError(): NativeError | null;
+  /** Watch the socket (a callback) or stop and close the watch (null). */
   poll(callback: ((status: number, events: number) => void) | null): void;
+  /** Stop watching for now; poll(callback) resumes. */
+  pause(): void;
+  /** Replaces the kernel filter atomically (four u32 per instruction), or removes it (null). */
+  setFilter(words: Uint32Array | null): void;
   close(): void;
 }
 
