@@ -128,7 +128,12 @@ function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fr
     case IPPROTO_NONE: d.print('no next header'); return;
     default:
       // tcpdump decodes many of these (IGMP, GRE, OSPF, SCTP, ESP, AH, PIM, VRRP, ...);
-      // this is its line for a protocol it has no printer for.
+      // this is its line for a protocol it has no printer for. SCTP and DCCP print the
+      // addresses themselves in tcpdump, so the IP layer did not.
+      if ((nh === IPPROTO_SCTP || nh === IPPROTO_DCCP) && ip.headerProto === nh) {
+        const [src, dst] = addressPair(d, ip);
+        d.print(`${src} > ${dst}: `);
+      }
       d.print(` ip-proto-${nh} ${length}`);
   }
 }

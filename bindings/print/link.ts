@@ -55,6 +55,34 @@ function ethertypePrint(d: Dissection, type: number, off: number, length: number
   }
 }
 
+/**
+ * llc_print, for the LLC frames that carry IP and ARP: IP on SAP 06, or a SNAP header (AA AA 03)
+ * with an Ethernet OUI (0 or Cisco's 0xf8) and an ethertype. Other LLC frames (STP,
+ * IPX, NetBEUI, OSI, I/S frames) return false and get the 802.3 fallback line.
+ */
+function llcPrint(d: Dissection, off: number, length: number, capLen: number): boolean {
+  d.protocol = 'llc';
+  if (capLen < 3 || length < 3) {
+    d.trunc();
+    return true;
+  }
+  const dsap = d.u8(off) & 0xfe, ssap = d.u8(off + 1) & 0xfe, control = d.u8(off + 2);
+  if (dsap === 0x06 && ssap === 0x06 && control === 0x03) {
+    ipPrint(d, off + 3, length - 3); // LLCSAP_IP: IPv4 straight over LLC
+    return true;
+  }
+  if (dsap !== 0xaa || ssap !== 0xaa || control !== 0x03) return false;
+  d.protocol = 'snap';
+  d.need(off + 3, 5);
+  if (capLen < 8 || length < 8) {
+    d.trunc();
+    return true;
+  }
+  const oui = (d.u8(off + 3) << 16) | d.u16(off + 4);
+  if (oui !== 0 && oui !== 0xf8) return false;
+  return ethertypePrint(d, d.u16(off + 6), off + 8, length - 8);
+}
+
 function etherTypeString(type: number): string {
   return `ethertype ${tok(ETHERTYPE_NAMES, 'Unknown', type)} (0x${type.toString(16).padStart(4, '0')})`;
 }
@@ -82,9 +110,13 @@ export function etherPrint(d: Dissection, length: number, capLen: number): void 
     off += 4; length -= 4; capLen -= 4;
   }
   if (type <= MAX_ETHERNET_LENGTH_VAL) {
-    // 802.3 with an LLC header: not decoded here (tcpdump's llc_print); its fallback line.
-    if (type < length) length = type;
-    d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
+    if (type < length) {
+      length = type;
+      if (capLen > length) capLen = length;
+    }
+    d.pushSnap(off, length);
+    if (!llcPrint(d, off, length, capLen)) d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
+    d.popSnap();
     return;
   }
   if (!ethertypePrint(d, type, off, length)) {
