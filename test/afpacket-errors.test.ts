@@ -350,7 +350,7 @@ describe.skipIf(reason !== null)('closing an AfPacketSource', () => {
     try {
       expect((await lab.ping(10, { intervalS: 0.01 })).received).toBe(10);
       expect(await waitFor(() => frames >= 10, 3000)).toBe(true);
-      expect(errors.map((e) => e.message)).toEqual(['owner bug']);
+      expect(errors.map((e) => [(e as NetpdError).code, (e.cause as Error).message])).toEqual([['EOWNER', 'owner bug']]);
       expect(source.open).toBe(true);
     } finally {
       source.close();
