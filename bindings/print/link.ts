@@ -13,12 +13,14 @@
 import { arpPrint } from './arp.js';
 import { Dissection, macString, tok } from './dissection.js';
 import { ip6Print, ipPrint, ipNPrint } from './ip.js';
+import { stpPrint } from './stp.js';
 
 const ETHERTYPE_IP = 0x0800;
 const ETHERTYPE_ARP = 0x0806;
 const ETHERTYPE_REVARP = 0x8035;
 const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_8021Q = 0x8100;
+const ETHERTYPE_JUMBO = 0x8870;
 const MAX_ETHERNET_LENGTH_VAL = 1500;
 /** The VLAN tag ethertypes ether_common_print steps over. */
 const VLAN_TYPES = new Set([0x8100, 0x9100, 0x9200, 0x88a8]);
@@ -56,9 +58,9 @@ function ethertypePrint(d: Dissection, type: number, off: number, length: number
 }
 
 /**
- * llc_print, for the LLC frames that carry IP and ARP: IP on SAP 06, or a SNAP header (AA AA 03)
- * with an Ethernet OUI (0 or Cisco's 0xf8) and an ethertype. Other LLC frames (STP,
- * IPX, NetBEUI, OSI, I/S frames) return false and get the 802.3 fallback line.
+ * llc_print, for the LLC frames that carry IP and ARP (IP on SAP 06, or a SNAP header
+ * AA AA 03 with an Ethernet OUI, 0 or Cisco's 0xf8, and an ethertype) and for spanning
+ * tree BPDUs (SAP 42). Other LLC frames (IPX, NetBEUI, OSI, I/S frames) return false and get the 802.3 fallback line.
  */
 function llcPrint(d: Dissection, off: number, length: number, capLen: number): boolean {
   d.protocol = 'llc';
@@ -69,6 +71,10 @@ function llcPrint(d: Dissection, off: number, length: number, capLen: number): b
   const dsap = d.u8(off) & 0xfe, ssap = d.u8(off + 1) & 0xfe, control = d.u8(off + 2);
   if (dsap === 0x06 && ssap === 0x06 && control === 0x03) {
     ipPrint(d, off + 3, length - 3); // LLCSAP_IP: IPv4 straight over LLC
+    return true;
+  }
+  if (dsap === 0x42 && ssap === 0x42 && control === 0x03) {
+    stpPrint(d, off + 3, length - 3);
     return true;
   }
   if (dsap !== 0xaa || ssap !== 0xaa || control !== 0x03) return false;
@@ -117,6 +123,11 @@ export function etherPrint(d: Dissection, length: number, capLen: number): void 
     d.pushSnap(off, length);
     if (!llcPrint(d, off, length, capLen)) d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
     d.popSnap();
+    return;
+  }
+  if (type === ETHERTYPE_JUMBO) {
+    // LLC inside a jumbo frame; tcpdump prints only a hex dump when it is not decodable.
+    llcPrint(d, off, length, capLen);
     return;
   }
   if (!ethertypePrint(d, type, off, length)) {
