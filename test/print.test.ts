@@ -1,0 +1,111 @@
+// The packet printer behind `netpd filter -v` (bindings/print) prints, for every packet of
+// the repository's captures, the first line tcpdump 4.99 prints with `tcpdump -n -r FILE`
+// (TZ=UTC, and --nano / local time where the capture entry says so). tcpdump's lines are
+// stored by test/fixtures/print/tcpdump-lines.mjs; where tcpdump is installed the test
+// also re-runs it.
+//
+// netpd does not port every tcpdump printer. The packet kinds it deliberately prints in
+// tcpdump's shape for an undecoded payload are listed in KNOWN_DIFFERENCES with their exact
+// counts over all the captures: any other difference, or a change in a count, fails.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { NetpdError } from '../bindings/errors.js';
+import { PcapReader } from '../bindings/pcap/index.js';
+import { PRINTABLE_LINK_TYPES, PacketPrinter, formatPacket } from '../bindings/print/index.js';
+import {
+  CAPTURES, FIXTURE, ROOT, sha256, tcpdumpLines, tcpdumpVersion, type PrintCapture, type StoredCapture,
+} from './fixtures/print/tcpdump-lines.mjs';
+
+const stored = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { tcpdump: string; captures: StoredCapture[] };
+const tcpdump = tcpdumpVersion();
+if (!tcpdump) console.log('print: tcpdump is not installed; its lines are not re-derived (the stored ones still run)');
+
+interface KnownDifference {
+  kind: string;
+  /** The line netpd prints for such a packet (tcpdump's form for a payload it cannot decode). */
+  ours: RegExp;
+  /** How many packets of the captures below are of this kind. */
+  count: number;
+}
+
+const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
+  { kind: 'MPLS (tcpdump prints the label stack and the packet inside)',
+    ours: /, ethertype MPLS (unicast|multicast) \(0x884[78]\), length \d+: $/, count: 82 },
+  { kind: 'PPPoE discovery and session (tcpdump prints the tags, or PPP and the packet inside)',
+    ours: /, ethertype PPPoE [DS] \(0x886[34]\), length \d+: $/, count: 86 },
+  { kind: 'other ethertypes tcpdump decodes: LLDP, IPX, AppleTalk, AARP, Loopback, MACsec, DECnet, PTP',
+    ours: /, ethertype (LLDP|IPX|Appletalk|Appletalk ARP|Loopback|802\.1AE MACsec|DN|PTP) \(0x[0-9a-f]{4}\), length \d+: $/, count: 16 },
+  { kind: '802.3/LLC frames other than IP, SNAP and STP BPDUs: LLC I/S/U frames, NetBEUI, IPX, OSI, CDP, other SNAP OUIs',
+    ours: / 802\.3, length \d+: $/, count: 58 },
+  { kind: 'IP protocols tcpdump decodes (IGMP, SCTP, GRE, ESP, AH, OSPF, VRRP) and IPv6 routing headers',
+    ours: / ip-proto-\d+ \d+$/, count: 83 },
+  { kind: 'UDP ports tcpdump decodes besides DNS, mDNS and NTP: DHCP, DHCPv6, RIP, Geneve, ...',
+    ours: /: UDP, length \d+$/, count: 27 },
+];
+
+function readLines(capture: PrintCapture, printer: PacketPrinter): string[] {
+  const savedTz = process.env.TZ;
+  process.env.TZ = capture.tz;
+  const reader = PcapReader.open(join(ROOT, capture.file));
+  try {
+    const out: string[] = [];
+    for (const p of reader.packets()) {
+      out.push(printer.format(p.data, p.capLen, p.wireLen, p.sec, p.nsec, reader.interfaces[p.ifIndex].linkType));
+    }
+    return out;
+  } finally {
+    reader.close();
+    process.env.TZ = savedTz;
+  }
+}
+
+function ourLines(capture: PrintCapture): string[] {
+  return readLines(capture, new PacketPrinter({ utc: capture.tz === 'UTC', nanosecond: capture.nano }));
+}
+
+interface Mismatch { file: string; packet: number; tcpdump: string; ours: string }
+
+function mismatches(capture: StoredCapture): Mismatch[] {
+  const ours = ourLines(capture);
+  expect(ours.length).toBe(capture.lines.length);
+  const out: Mismatch[] = [];
+  ours.forEach((line, i) => {
+    if (line !== capture.lines[i]) out.push({ file: capture.file, packet: i + 1, tcpdump: capture.lines[i], ours: line });
+  });
+  return out;
+}
+
+const label = (c: PrintCapture): string => `${c.file}${c.nano ? ' --nano' : ''}${c.tz !== 'UTC' ? ` TZ=${c.tz}` : ''}`;
+
+describe('the printer prints what tcpdump -n prints', () => {
+  it('the stored lines cover the listed captures, and belong to those files', () => {
+    expect(stored.captures.map(label)).toEqual(CAPTURES.map(label));
+    for (const c of stored.captures) expect(sha256(c.file), c.file).toBe(c.sha256);
+  });
+
+  it.skipIf(!tcpdump)('tcpdump, run now, still prints the stored lines', () => {
+    for (const c of stored.captures) expect(tcpdumpLines(c), label(c)).toEqual(c.lines);
+  });
+
+  it('the captures made for the printer (every kind, every link type, cut, nano, local time) match line for line', () => {
+    for (const c of stored.captures.filter((s) => s.file.startsWith('test/fixtures/print/'))) {
+      expect(mismatches(c), label(c)).toEqual([]);
+    }
+  });
+
+  it('every other capture matches line for line except the known, counted kinds', () => {
+    const counts = new Map(KNOWN_DIFFERENCES.map((k) => [k.kind, 0]));
+    const unexplained: Mismatch[] = [];
+    for (const c of stored.captures) {
+      for (const m of mismatches(c)) {
+        const known = KNOWN_DIFFERENCES.find((k) => k.ours.test(m.ours));
+        if (known) counts.set(known.kind, (counts.get(known.kind) ?? 0) + 1);
+        else unexplained.push(m);
+      }
+    }
+    expect(unexplained).toEqual([]);
+    expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(KNOWN_DIFFERENCES.map((k) => [k.kind, k.count])));
+  });
+});
