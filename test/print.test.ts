@@ -109,3 +109,91 @@ describe('the printer prints what tcpdump -n prints', () => {
     expect(Object.fromEntries(counts)).toEqual(Object.fromEntries(KNOWN_DIFFERENCES.map((k) => [k.kind, k.count])));
   });
 });
+
+/** The packets of a capture, with the link type of each. */
+function packetsOf(file: string): { data: Uint8Array; wireLen: number; linkType: number }[] {
+  const reader = PcapReader.open(join(ROOT, file));
+  try {
+    return [...reader.packets()].map((p) => ({ data: p.data, wireLen: p.wireLen, linkType: reader.interfaces[p.ifIndex].linkType }));
+  } finally {
+    reader.close();
+  }
+}
+
+describe('formatPacket and PacketPrinter', () => {
+  const ether = packetsOf('test/fixtures/print/print-ether.pcap');
+  // Packets 3..11 of print-ether.pcap are one TCP connection (see make-print-captures.py).
+  const connection = ether.slice(2, 11);
+
+  it('a PacketPrinter numbers a connection relative to its first ACK, as tcpdump does; formatPacket prints absolute numbers', () => {
+    const printer = new PacketPrinter({ utc: true });
+    const stateful = connection.map((p) => printer.format(p.data, p.data.length, p.wireLen, 0, 0, 1));
+    expect(stateful[3]).toContain('Flags [P.], seq 1:5, ack 1, win 502, length 4');
+    const oneOff = connection.map((p) => formatPacket(p.data, p.data.length, p.wireLen, 0, 0, 1, { utc: true }));
+    expect(oneOff[3]).toContain('Flags [P.], seq 1000001:1000005, ack 3000000001, win 502, length 4');
+    // Packets without ACK (the SYN) print the same either way.
+    expect(oneOff[0]).toBe(stateful[0]);
+  });
+
+  it('timestamps: UTC or local time, six digits or nine', () => {
+    const p = ether[0];
+    const savedTz = process.env.TZ;
+    process.env.TZ = 'Asia/Kolkata';
+    try {
+      expect(formatPacket(p.data, p.data.length, p.wireLen, 1700000000, 123456789, 1, { utc: true })).toMatch(/^22:13:20\.123456 ARP/);
+      expect(formatPacket(p.data, p.data.length, p.wireLen, 1700000000, 123456789, 1)).toMatch(/^03:43:20\.123456 ARP/);
+      expect(formatPacket(p.data, p.data.length, p.wireLen, 1700000000, 5, 1, { utc: true, nanosecond: true })).toMatch(/^22:13:20\.000000005 ARP/);
+    } finally {
+      process.env.TZ = savedTz;
+    }
+  });
+
+  it('impossible arguments are EINVAL and unknown link types ENOTSUP, naming them', () => {
+    const p = ether[0];
+    const code = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (err) {
+        expect(err).toBeInstanceOf(NetpdError);
+        return `${(err as NetpdError).code}: ${(err as NetpdError).message}`;
+      }
+      return 'no error';
+    };
+    expect(code(() => formatPacket(p.data, p.data.length + 1, p.wireLen, 0, 0, 1))).toMatch(/^EINVAL: .*capLen 43/);
+    expect(code(() => formatPacket(p.data, -1, p.wireLen, 0, 0, 1))).toMatch(/^EINVAL: .*capLen .*-1/);
+    expect(code(() => formatPacket(p.data, p.data.length, p.wireLen, 0, 0, 105))).toMatch(/^ENOTSUP: .*link type 105/);
+  });
+});
+
+describe('the printer never throws on packet content', () => {
+  const samples = [
+    ...packetsOf('test/fixtures/print/print-ether.pcap'),
+    ...packetsOf('test/fixtures/print/print-sll2.pcap'),
+    ...packetsOf('test/fixtures/print/print-null.pcap'),
+    ...packetsOf('test/fixtures/captures/scapy-l2.pcap'),
+    ...packetsOf('test/fixtures/captures/veth-sockets.pcap'),
+  ];
+
+  it('random bytes on every link type, any capture and wire length', () => {
+    fc.assert(fc.property(
+      fc.uint8Array({ maxLength: 200 }), fc.constantFrom(...PRINTABLE_LINK_TYPES), fc.nat(300), fc.nat(100),
+      (bytes, linkType, extra, cut) => {
+        const capLen = Math.min(cut, bytes.length);
+        const wireLen = extra % 3 === 0 ? extra : capLen + extra; // some below capLen: an invalid record header
+        const line = new PacketPrinter({ utc: true }).format(bytes, capLen, wireLen, 0, 0, linkType);
+        expect(typeof line).toBe('string');
+      }), { numRuns: 3000 });
+  });
+
+  it('real packets cut short, with bytes overwritten, through one printer (TCP state included)', () => {
+    const printer = new PacketPrinter({ utc: true });
+    fc.assert(fc.property(
+      fc.constantFrom(...samples), fc.nat(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      (p, cut, writes) => {
+        const bytes = Uint8Array.from(p.data);
+        for (const [at, v] of writes) if (bytes.length) bytes[at % bytes.length] = v;
+        const capLen = bytes.length ? cut % (bytes.length + 1) : 0;
+        expect(typeof printer.format(bytes, capLen, p.wireLen, 0, 0, p.linkType)).toBe('string');
+      }), { numRuns: 5000 });
+  });
+});
