@@ -209,22 +209,22 @@ describe('rule sets larger than the default arena', () => {
   }, 120_000);
 
   it('run and bench dispatch take a rules file of more BPF instructions than the default program memory holds', () => {
-    // 7,000 5-tuples are some 150,000 instructions; the default holds 131,072.
-    const flows = makeFlows(7000, 5);
-    const rules = join(tmp, 'flows-7000.rules');
+    // 8,000 5-tuples are 136,000 instructions (17 each); the default holds 131,072.
+    const flows = makeFlows(8000, 5);
+    const rules = join(tmp, 'flows-8000.rules');
     writeFileSync(rules, `${flows.map(flowExpression).join('\n')}\n`);
-    spawnSync(process.execPath, [join(root, 'scripts/make-flows.mjs'), '--flows', '7000', '--packets', '500', '--seed', '5', '--out', tmp]);
+    spawnSync(process.execPath, [join(root, 'scripts/make-flows.mjs'), '--flows', '8000', '--packets', '500', '--seed', '5', '--out', tmp]);
     const made = readFileSync(join(tmp, 'flows.rules'), 'utf8');
     expect(made).toBe(readFileSync(rules, 'utf8'));
     const run = netpd('run', '-r', join(tmp, 'flows.pcap'), '--rules-file', rules, '--no-jit', '--json');
     expect(run.status, run.stderr).toBe(0);
     const report = lastJson(run.stdout);
-    expect(Object.keys(report.owners)).toHaveLength(7000);
+    expect(Object.keys(report.owners)).toHaveLength(8000);
     expect(report.packets).toBe(500);
     expect(report.default.packets).toBeGreaterThan(0);
     expect(report.default.packets).toBeLessThan(150);
     const bench = netpd('bench', 'dispatch', '-r', join(tmp, 'flows.pcap'), '--rules-file', rules, '--no-jit', '--time', '1', '--json');
     expect(bench.status, bench.stderr).toBe(0);
-    expect(JSON.parse(bench.stdout.trim().split('\n').pop()!)).toMatchObject({ rules: 7000, matched: 500 - report.default.packets });
+    expect(JSON.parse(bench.stdout.trim().split('\n').pop()!)).toMatchObject({ rules: 8000, matched: 500 - report.default.packets });
   }, 120_000);
 });
