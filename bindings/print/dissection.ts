@@ -96,6 +96,11 @@ export class Dissection {
 
 const HEX = '0123456789abcdef';
 
+/** A decimal number left-padded with zeros to n digits. */
+export function pad(v: number, n: number): string {
+  return String(v).padStart(n, '0');
+}
+
 function hex2(v: number): string {
   return HEX[v >> 4] + HEX[v & 15];
 }

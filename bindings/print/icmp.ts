@@ -6,8 +6,7 @@
 // information, RPL and the ICMP extension objects are not decoded (tcpdump prints more
 // for them; their lines differ).
 
-import { Dissection, ip6String, ipString, tok } from './dissection.js';
-import type { IpHeader } from './ip.js';
+import { Dissection, ip6String, ipString, pad, tok } from './dissection.js';
 
 const ICMP_NAMES: ReadonlyMap<number, string> = new Map([
   [0, 'echo reply'], [4, 'source quench'], [8, 'echo request'], [10, 'router solicitation'],
@@ -28,10 +27,6 @@ const UNREACH: ReadonlyMap<number, readonly [string, string]> = new Map([
 ]);
 
 const REDIRECT: readonly string[] = ['redirect %s to net %s', 'redirect %s to host %s', 'redirect-tos %s to net %s', 'redirect-tos %s to host %s'];
-
-function pad(v: number, n: number): string {
-  return String(v).padStart(n, '0');
-}
 
 function tstamp(t: number): string {
   const msec = t % 1000;
@@ -178,7 +173,7 @@ function upperLayer(d: Dissection, ip6: number): { proto: number; off: number } 
 }
 
 /** icmp6_print. */
-export function icmp6Print(d: Dissection, off: number, length: number, _ip: IpHeader): void {
+export function icmp6Print(d: Dissection, off: number, length: number): void {
   d.protocol = 'icmp6';
   if (length === 0) {
     d.print('ICMP6, length 0 (invalid)');

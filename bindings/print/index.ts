@@ -24,7 +24,7 @@
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { NetpdError } from '../errors.js';
-import { Dissection, TRUNCATED } from './dissection.js';
+import { Dissection, TRUNCATED, pad } from './dissection.js';
 import { etherPrint, nullPrint, rawPrint, sllPrint } from './link.js';
 import { TcpFlows } from './tcp.js';
 
@@ -62,10 +62,6 @@ function localInterfaceName(ifIndex: number): string | undefined {
     }
   }
   return localInterfaces.get(ifIndex);
-}
-
-function pad(v: number, n: number): string {
-  return String(v).padStart(n, '0');
 }
 
 /** ts_print's default format: HH:MM:SS.ffffff (or .fffffffff), then a space. */

@@ -28,7 +28,7 @@ const IPPROTO_SCTP = 132;
 const IPPROTO_DCCP = 33;
 
 /** tcpdump's ipproto_values, for the "[icmp requires IPv4]"-style complaints. */
-const IPPROTO_NAMES: ReadonlyMap<number, string> = new Map([[1, 'ICMP'], [58, 'ICMPv6'], [2, 'IGMP'], [97, 'Ethernet']]);
+const IPPROTO_NAMES: ReadonlyMap<number, string> = new Map([[1, 'ICMP'], [58, 'ICMPv6']]);
 
 /** The network header the transport printers look back at (tcpdump passes bp2). */
 export interface IpHeader {
@@ -120,7 +120,7 @@ function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fr
       else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv4] (invalid)`);
       return;
     case IPPROTO_ICMPV6:
-      if (ip.version === 6) icmp6Print(d, off, length, ip);
+      if (ip.version === 6) icmp6Print(d, off, length);
       else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv6] (invalid)`);
       return;
     case IPPROTO_IPV4: ipPrint(d, off, length); return;

@@ -59,10 +59,6 @@ function hexBytes(b: Uint8Array, off: number, n: number): string {
   return s;
 }
 
-function addrKey(b: Uint8Array, off: number, n: number): string {
-  return hexBytes(b, off, n);
-}
-
 /** tcp_print: `off` is the TCP header, `length` the TCP segment length from the IP layer. */
 export function tcpPrint(d: Dissection, off: number, length: number, ip: IpHeader): void {
   d.protocol = 'tcp';
@@ -106,8 +102,8 @@ export function tcpPrint(d: Dissection, off: number, length: number, ip: IpHeade
     if (sport > dport) rev = true;
     else if (sport === dport && compareBytes(d.bytes, srcOff, dstOff, alen) > 0) rev = true;
     const key = rev
-      ? `${ip.version}/${addrKey(d.bytes, dstOff, alen)}/${addrKey(d.bytes, srcOff, alen)}/${dport}/${sport}`
-      : `${ip.version}/${addrKey(d.bytes, srcOff, alen)}/${addrKey(d.bytes, dstOff, alen)}/${sport}/${dport}`;
+      ? `${ip.version}/${hexBytes(d.bytes, dstOff, alen)}/${hexBytes(d.bytes, srcOff, alen)}/${dport}/${sport}`
+      : `${ip.version}/${hexBytes(d.bytes, srcOff, alen)}/${hexBytes(d.bytes, dstOff, alen)}/${sport}/${dport}`;
     let base = d.flows.lookup(key);
     if (!base || (flags & TH_SYN)) {
       base = rev ? { ack: seq, seq: (ack - 1) >>> 0 } : { seq, ack: (ack - 1) >>> 0 };
