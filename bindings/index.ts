@@ -6,6 +6,7 @@ export { Packet, PacketBatch } from './packet.js';
 export type { Netio, NetioLike } from './netio.js';
 export {
   PacketDispatcher,
+  type DispatcherEvents,
   type DispatcherOptions,
   type DispatcherStats,
   type Description,
@@ -28,6 +29,9 @@ export {
   type FilterInput,
 } from './bpf.js';
 export { PcapReader, PcapWriter } from './pcap/index.js';
+export type { BurstOptions, PcapReaderOptions } from './pcap/reader.js';
 export { compileFilter, type CompileOptions } from './filter/compile.js';
 export type { DpfDescription, DpfAtom, DpfCompare, DpfShift, DpfShiftSpec } from './dpf/description.js';
-export { AfPacketSource, type AfPacketOptions, type AfPacketStats, type FanoutOptions, type FanoutMode } from './live/afpacket.js';
+export {
+  AfPacketSource, type AfPacketEvents, type AfPacketOptions, type AfPacketStats, type FanoutOptions, type FanoutMode, type NetInterface,
+} from './live/afpacket.js';
