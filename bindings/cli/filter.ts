@@ -12,9 +12,10 @@
 import { Command } from 'commander';
 import { NetpdError } from '../errors.js';
 import { Arena } from '../arena.js';
-import { BpfFilter, parseDdd, type BpfProgram } from '../bpf.js';
-import { compileFilter } from '../filter/compile.js'; // TEMP(H5)
+import { parseDdd } from '../bpf.js';
+import { CaptureFilter } from '../filter/capture-filter.js';
 import { PcapWriter, type PcapReader } from '../pcap/index.js';
+import { formatPacket } from '../print/index.js';
 import { BURST, expression, linkTypeNames, openCapture, positive, readAll, readText } from './options.js';
 
 interface FilterFlags {
@@ -54,23 +55,16 @@ async function filter(words: string[], flags: FilterFlags): Promise<void> {
   if (flags.program && expr !== '') throw new NetpdError('EINVAL', 'give either an expression or --program, not both');
   const limit = positive(flags.count, '-c', 'packet count');
   const arena = Arena.create({ slotSize: SLOT, slotCount: BURST });
-  // TEMP(H5): dynamic until contracts C2 and C4 land (a missing module would stop the whole CLI loading).
-  const { CaptureFilter } = await import('../filter/capture-filter.js').catch(() => ({
-    CaptureFilter: class {
-      private readonly f: BpfFilter;
-      constructor(a: Arena, f: string | BpfProgram, o: { optimize?: boolean }) { this.f = new BpfFilter(a, typeof f === 'string' ? compileFilter(f, o) : f); }
-      run(_i: unknown, vec: Uint32Array, n: number, out: Uint32Array) { this.f.run(vec, n, out); }
-    },
-  }));
-  const { formatPacket } = await import('../print/index.js').catch(() => ({ formatPacket: (..._a: unknown[]) => 'formatPacket (contract C4) is not there yet' }));
-  const describe = (slot: number): string => {
-    const at = arena.dataOffset(slot);
-    const capLen = arena.capLen(slot);
-    const link = reader.interfaces[arena.ifIndex(slot)]?.linkType ?? reader.linkType;
-    return formatPacket(arena.bytes.subarray(at, at + capLen), capLen, arena.wireLen(slot), arena.timestampSec(slot), arena.timestampNsec(slot), link);
-  };
-  const capture = new CaptureFilter(arena, flags.program ? parseDdd(readText(flags.program, 'program file')) : expr, { optimize: flags.optimize !== false });
+  const program = flags.program ? parseDdd(readText(flags.program, 'program file')) : expr;
   const reader = openCapture(flags.read, arena);
+  let capture: CaptureFilter;
+  try {
+    // The byte order matters to the NULL link type's header.
+    capture = new CaptureFilter(arena, program, { optimize: flags.optimize !== false, byteOrder: reader.byteOrder });
+  } catch (err) {
+    reader.close();
+    throw err;
+  }
   const out = arena.burstVector(BURST);
   const lines: string[] = [];
   const flush = () => {
@@ -97,7 +91,7 @@ async function filter(words: string[], flags: FilterFlags): Promise<void> {
             writer ??= createWriter(flags.write, file, reader);
             writer.writeBurst(arena, vec.subarray(i, i + 1), 1);
           }
-          if (flags.verbose) lines.push(describe(slot));
+          if (flags.verbose) lines.push(describe(arena, slot, reader));
           else if (flags.write === undefined) lines.push(String(number + i + 1));
         }
         number += n;
@@ -122,4 +116,12 @@ function createWriter(path: string, input: string, reader: PcapReader): PcapWrit
 function oneLinkType(input: string, reader: PcapReader): number {
   if (reader.mixedLinkTypes) throw new NetpdError('ENOTSUP', `${input} has interfaces of several link types (${linkTypeNames(reader)}); a pcap file written with -w holds one`);
   return reader.linkType < 0 ? 1 : reader.linkType;
+}
+
+/** One packet as tcpdump -n prints it. */
+function describe(arena: Arena, slot: number, reader: PcapReader): string {
+  const at = arena.dataOffset(slot);
+  const capLen = arena.capLen(slot);
+  const link = reader.interfaces[arena.ifIndex(slot)]?.linkType ?? reader.linkType;
+  return formatPacket(arena.bytes.subarray(at, at + capLen), capLen, arena.wireLen(slot), arena.timestampSec(slot), arena.timestampNsec(slot), link);
 }

@@ -10,12 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { NetpdError, fileError } from '../errors.js';
 import { parseDdd } from '../bpf.js';
 import type { FilterType } from '../dispatcher.js';
-import * as compileModule from '../filter/compile.js';
-
-// TEMP(H5): until contract C1 lands in filter/compile.ts; a static named import of a missing export would stop the whole CLI loading.
-const c1 = compileModule as unknown as { linkTypeName?: (v: number) => string; linkTypeValue?: (v: string | number) => number };
-export const linkTypeName = (v: number): string => c1.linkTypeName?.(v) ?? (v === 1 ? 'EN10MB' : `LINKTYPE_${v}`);
-const linkTypeValue = (v: string | number): number => c1.linkTypeValue?.(v) ?? (v === 'EN10MB' || v === 1 ? 1 : Number(v));
+import { linkTypeName, linkTypeValue } from '../filter/compile.js';
 import { PcapReader } from '../pcap/index.js';
 import type { Arena } from '../arena.js';
 import { parseRules, type Rule } from '../bench-dispatch.js';
@@ -53,7 +48,7 @@ export function slotSize(value: string | undefined, fallback: number): number {
 /** -y LINKTYPE: libpcap's name (EN10MB, LINUX_SLL, ...) or a LINKTYPE number. */
 export function linkType(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  return linkTypeValue(/^\d+$/.test(value) ? Number(value) : value.toUpperCase());
+  return linkTypeValue(value);
 }
 
 /** The link types of a capture's interfaces, by libpcap's names: "EN10MB, LINUX_SLL". */

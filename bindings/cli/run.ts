@@ -9,11 +9,12 @@ import { Command, Option } from 'commander';
 import { NetpdError } from '../errors.js';
 import { Arena } from '../arena.js';
 import { PacketDispatcher } from '../dispatcher.js';
+import { linkTypeName } from '../filter/compile.js';
 import { PcapReader, PcapWriter } from '../pcap/index.js';
 import { AfPacketSource, type AfPacketOptions } from '../live/afpacket.js';
 import { registerRules, sizeForRules, type Rule } from '../bench-dispatch.js';
 import {
-  BURST, SAMPLE, dispatchChoice, expression, givenRules, linkType, linkTypeName, linkTypeNames, onStopSignal, openCapture, positive, readAll, sampleRules,
+  BURST, SAMPLE, dispatchChoice, expression, givenRules, linkType, linkTypeNames, onStopSignal, openCapture, positive, readAll, sampleRules,
   slotSize, slotsFor, type DispatchChoice,
 } from './options.js';
 import { addDispatchOptions } from './command.js';
@@ -220,13 +221,16 @@ async function runLive(iface: string, rules: Rule[], choice: DispatchChoice, lim
   }
 }
 
-// run -D: like tcpdump -D, one interface a line: its index, name, state and link type.
+// run -D: like tcpdump -D, one interface a line — its number, name, state in brackets —
+// and then its link type. The number is the kernel's interface index (tcpdump numbers
+// its list 1, 2, 3, ...); "any" has none and is listed last, as tcpdump describes it.
 function listInterfaces(): void {
   const lines = AfPacketSource.interfaces().map((i) => {
     const state = [i.up ? 'Up' : '', i.running ? 'Running' : '', i.loopback ? 'Loopback' : ''].filter(Boolean).join(', ') || 'none';
-    return `${i.index}.${i.name} [${state}] ${i.linkTypeName}`;
+    return i.name === 'any'
+      ? `any (Pseudo-device that captures on all interfaces) [${state}] ${i.linkTypeName}`
+      : `${i.index}.${i.name} [${state}] ${i.linkTypeName}`;
   });
-  lines.push('any (Pseudo-device that captures on all interfaces) [Up, Running] LINUX_SLL');
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
