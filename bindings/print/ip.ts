@@ -11,12 +11,14 @@
 
 import { Dissection, ip6String, ipString } from './dissection.js';
 import { icmp6Print, icmpPrint } from './icmp.js';
+import { igmpPrint } from './igmp.js';
 import { tcpPrint } from './tcp.js';
 import { udpPrint } from './udp.js';
 
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 const IPPROTO_ICMP = 1;
+const IPPROTO_IGMP = 2;
 const IPPROTO_IPV4 = 4;
 const IPPROTO_IPV6 = 41;
 const IPPROTO_ICMPV6 = 58;
@@ -28,7 +30,7 @@ const IPPROTO_SCTP = 132;
 const IPPROTO_DCCP = 33;
 
 /** tcpdump's ipproto_values, for the "[icmp requires IPv4]"-style complaints. */
-const IPPROTO_NAMES: ReadonlyMap<number, string> = new Map([[1, 'ICMP'], [58, 'ICMPv6']]);
+const IPPROTO_NAMES: ReadonlyMap<number, string> = new Map([[1, 'ICMP'], [2, 'IGMP'], [58, 'ICMPv6']]);
 
 /** The network header the transport printers look back at (tcpdump passes bp2). */
 export interface IpHeader {
@@ -112,30 +114,31 @@ export function ipPrint(d: Dissection, off: number, length: number): void {
 
 /** ip_demux_print: the payload of an IPv4 or IPv6 datagram. */
 function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fragmented: boolean, nh: number): void {
+  const requires = (version: 4 | 6): boolean => {
+    if (ip.version === version) return true;
+    d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv${version}] (invalid)`);
+    return false;
+  };
   switch (nh) {
     case IPPROTO_TCP: tcpPrint(d, off, length, ip); return;
     case IPPROTO_UDP: udpPrint(d, off, length, ip, fragmented); return;
-    case IPPROTO_ICMP:
-      if (ip.version === 4) icmpPrint(d, off, length);
-      else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv4] (invalid)`);
-      return;
-    case IPPROTO_ICMPV6:
-      if (ip.version === 6) icmp6Print(d, off, length);
-      else d.print(`[${IPPROTO_NAMES.get(nh)} requires IPv6] (invalid)`);
-      return;
+    case IPPROTO_ICMP: if (requires(4)) icmpPrint(d, off, length); return;
+    case IPPROTO_ICMPV6: if (requires(6)) icmp6Print(d, off, length); return;
+    case IPPROTO_IGMP:
+      if (!requires(4) || igmpPrint(d, off, length)) return;
+      break;
     case IPPROTO_IPV4: ipPrint(d, off, length); return;
     case IPPROTO_IPV6: ip6Print(d, off, length); return;
     case IPPROTO_NONE: d.print('no next header'); return;
-    default:
-      // tcpdump decodes many of these (IGMP, GRE, OSPF, SCTP, ESP, AH, PIM, VRRP, ...);
-      // this is its line for a protocol it has no printer for. SCTP and DCCP print the
-      // addresses themselves in tcpdump, so the IP layer did not.
-      if ((nh === IPPROTO_SCTP || nh === IPPROTO_DCCP) && ip.headerProto === nh) {
-        const [src, dst] = addressPair(d, ip);
-        d.print(`${src} > ${dst}: `);
-      }
-      d.print(` ip-proto-${nh} ${length}`);
   }
+  // tcpdump decodes many others (GRE, OSPF, SCTP, ESP, AH, PIM, VRRP, ...); this is its
+  // line for a protocol it has no printer for. SCTP and DCCP print the addresses
+  // themselves in tcpdump, so the IP layer did not.
+  if ((nh === IPPROTO_SCTP || nh === IPPROTO_DCCP) && ip.headerProto === nh) {
+    const [src, dst] = addressPair(d, ip);
+    d.print(`${src} > ${dst}: `);
+  }
+  d.print(` ip-proto-${nh} ${length}`);
 }
 
 /** ip6_print. */

@@ -9,9 +9,9 @@
 // PacketPrinter; it is unbounded, like tcpdump's.
 //
 // Payload printers: tcpdump names the application for some well-known ports; here the
-// HTTP-like text protocols (HTTP on 80/8080, FTP, SMTP, RTSP) print as tcpdump prints
-// them at default verbosity, DNS over TCP (port 53) as the DNS printer does, and other
-// ports print nothing after "length N" (tcpdump decodes telnet, BGP, SSH, SMB, ...).
+// text protocols (HTTP on 80/8080, FTP, SMTP, whois, RTSP) print as tcpdump prints them
+// at default verbosity, the SSH version banner and DNS over TCP (port 53) too, and other
+// ports print nothing after "length N" (tcpdump decodes telnet, BGP, SMB, ...).
 
 import { Dissection } from './dissection.js';
 import { domainPrint } from './dns.js';
@@ -267,19 +267,43 @@ const HTTP_CMDS = ['GET', 'PUT', 'COPY', 'HEAD', 'LOCK', 'MOVE', 'POLL', 'POST',
 const RTSP_CMDS = ['DESCRIBE', 'ANNOUNCE', 'GET_PARAMETER', 'OPTIONS', 'PAUSE', 'PLAY', 'RECORD',
   'REDIRECT', 'SETUP', 'SET_PARAMETER', 'TEARDOWN'];
 
-/** Ports tcpdump hands to printers not ported here (telnet, BGP, PPTP, redis, SSH, NBT, SMB, BEEP, OpenFlow), in its order. */
-const UNDECODED_BEFORE_TEXT = [23, 179, 1723, 6379, 22, 139, 445, 10288, 6633, 6653];
+/**
+ * The payload printers by port, in tcpdump's order (the first port that matches either
+ * end wins); null for the printers not ported here (telnet, BGP, PPTP, redis, NBT, SMB,
+ * BEEP, OpenFlow), which print nothing after "length N" here.
+ */
+const PAYLOAD_PRINTERS: readonly [readonly number[], ((d: Dissection, off: number, length: number) => void) | null][] = [
+  [[23], null],
+  [[25], (d, off, length) => textLine(d, off, length, 'smtp', null)],
+  [[43], (d, off, length) => textLine(d, off, length, 'whois', null)],
+  [[179], null], [[1723], null], [[6379], null],
+  [[22], sshPrint],
+  [[139], null], [[445], null], [[10288], null], [[6633, 6653], null],
+  [[21], (d, off, length) => textLine(d, off, length, 'ftp', null)],
+  [[80, 8080], (d, off, length) => textLine(d, off, length, 'http', HTTP_CMDS)],
+  [[554, 8554], (d, off, length) => textLine(d, off, length, 'rtsp', RTSP_CMDS)],
+  [[53], (d, off, length) => domainPrint(d, off, length, true, false)],
+];
 
 function payloadPrint(d: Dissection, off: number, length: number, sport: number, dport: number): void {
-  const port = (p: number): boolean => sport === p || dport === p;
-  if (port(23)) return;
-  if (port(25)) return textLine(d, off, length, 'smtp', null);
-  if (port(43)) return textLine(d, off, length, 'whois', null);
-  if (UNDECODED_BEFORE_TEXT.some(port)) return;
-  if (port(21)) return textLine(d, off, length, 'ftp', null);
-  if (port(80) || port(8080)) return textLine(d, off, length, 'http', HTTP_CMDS);
-  if (port(554) || port(8554)) return textLine(d, off, length, 'rtsp', RTSP_CMDS);
-  if (port(53)) domainPrint(d, off, length, true, false);
+  const entry = PAYLOAD_PRINTERS.find(([ports]) => ports.includes(sport) || ports.includes(dport));
+  entry?.[1]?.(d, off, length);
+}
+
+/** ssh_print: the version banner ("SSH-2.0-...") when the segment starts with one. */
+function sshPrint(d: Dissection, p: number, len: number): void {
+  d.protocol = 'ssh';
+  for (let i = 0; i < 4; i++) if (d.u8(p + i) !== 'SSH-'.charCodeAt(i)) return;
+  for (let idx = 4; idx < len; idx++) {
+    const c = d.u8(p + idx);
+    if (c === 0x0a || (c === 0x0d && idx + 1 < len && d.u8(p + idx + 1) === 0x0a)) {
+      let banner = '';
+      for (let i = 0; i < idx; i++) banner += String.fromCharCode(d.bytes[p + i]);
+      d.print(`: SSH: ${banner}`);
+      return;
+    }
+    if (c === 0x0d || !isPrint(c)) return;
+  }
 }
 
 function textLine(d: Dissection, off: number, length: number, name: string, cmds: readonly string[] | null): void {

@@ -1,12 +1,12 @@
 // UDP (print-udp.c, udp_print) at default verbosity.
 //
 // tcpdump hands the payload of several dozen well-known ports to their own printers.
-// Here DNS (53), mDNS (5353) and NTP (123) are decoded as tcpdump does; a datagram on
+// Here DNS (53), mDNS (5353), BOOTP/DHCP (67, 68) and NTP (123) are decoded as tcpdump does; a datagram on
 // any other port prints "UDP, length N", which is tcpdump's line for ports it has no
 // printer for. On the ports tcpdump decodes and netpd does not (DHCP, SNMP, syslog,
 // VXLAN, Geneve, ...), the lines differ after the ports (test/print.test.ts counts them).
 
-import { Dissection } from './dissection.js';
+import { Dissection, macString } from './dissection.js';
 import { domainPrint } from './dns.js';
 import { IpHeader, addressPair } from './ip.js';
 
@@ -64,6 +64,8 @@ export function udpPrint(d: Dissection, off: number, length: number, ip: IpHeade
     domainPrint(d, cp, length, false, false);
   } else if (port(5353)) {
     domainPrint(d, cp, length, false, true);
+  } else if ((port(67) || port(68)) && !port(525) && !port(69)) {
+    bootpPrint(d, cp, length);
   } else if (port(123) && !tcpdumpDecodesBefore(sport, dport)) {
     d.protocol = 'ntp';
     const status = d.u8(cp);
@@ -71,6 +73,15 @@ export function udpPrint(d: Dissection, off: number, length: number, ip: IpHeade
   } else {
     d.print(ulen > length && !fragmented ? `UDP, bad length ${ulen} > ${length}` : `UDP, length ${ulen}`);
   }
+}
+
+/** bootp_print at default verbosity: the operation, the client's MAC on an Ethernet request. */
+function bootpPrint(d: Dissection, bp: number, length: number): void {
+  d.protocol = 'bootp';
+  const op = d.u8(bp);
+  d.print(`BOOTP/DHCP, ${op === 1 ? 'Request' : op === 2 ? 'Reply' : `unknown (0x${op.toString(16).padStart(2, '0')})`}`);
+  if (d.u8(bp + 1) === 1 && d.u8(bp + 2) === 6 && op === 1) d.print(` from ${macString(d, bp + 28)}`);
+  d.print(`, length ${length}`);
 }
 
 /** The ports tcpdump checks before NTP's 123 (timed, TFTP, BOOTP, RIP, AODV, ISAKMP, SNMP). */
