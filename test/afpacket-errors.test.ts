@@ -12,21 +12,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AfPacketSource, Arena, NetpdError, PacketDispatcher } from '../bindings/index.js';
 import { createLab, toolPath, type Lab } from './support/netns.mjs';
+import { thrown } from './support/slots.js';
 import { collector, liveSkipReason, multisetDiff, readFrames, root, samplePath, settleAt, waitFor } from './support/live-frames.js';
 
 const reason = liveSkipReason('afpacket-errors', ['tcpdump', 'tcpreplay', 'ping', 'arping']);
 const NANO = ['--time-stamp-precision=nano'];
-
-/** The NetpdError `fn` throws (fails the test if it throws something else, or nothing). */
-function thrown(fn: () => unknown): NetpdError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NetpdError);
-    return e as NetpdError;
-  }
-  throw new Error('expected a NetpdError, nothing was thrown');
-}
 
 /** Runs `node -e script` with the given wrapper argv in front (setpriv ...); resolves with its output. */
 function runNode(prefix: string[], script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {

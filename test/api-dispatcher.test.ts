@@ -8,26 +8,7 @@ import { Arena } from '../bindings/arena.js';
 import { PacketDispatcher } from '../bindings/dispatcher.js';
 import { NetpdError } from '../bindings/errors.js';
 import { arp, udp4, arpOp } from './support/frames.js';
-
-function load(arena: Arena, frames: Uint8Array[]): Uint32Array {
-  const vec = arena.burstVector(frames.length);
-  expect(arena.allocBurst(vec, frames.length)).toBe(frames.length);
-  frames.forEach((f, i) => {
-    arena.bytes.set(f, arena.dataOffset(vec[i]));
-    arena.setPacket(vec[i], f.length, f.length, 1000 + i, 0, 0);
-  });
-  return vec;
-}
-
-function thrown(fn: () => unknown): NetpdError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NetpdError);
-    return e as NetpdError;
-  }
-  throw new Error('expected a NetpdError, nothing was thrown');
-}
+import { load, thrown } from './support/slots.js';
 
 const warnings: Error[] = [];
 const onWarning = (w: Error) => warnings.push(w);

@@ -3,16 +3,7 @@ import { Arena } from '../bindings/arena.js';
 import { PacketDispatcher } from '../bindings/dispatcher.js';
 import type { Packet, PacketBatch } from '../bindings/packet.js';
 import { arp, udp4, arpOp, halfwordEquals } from './support/frames.js';
-
-function load(arena: Arena, frames: Uint8Array[]): Uint32Array {
-  const vec = arena.burstVector(frames.length);
-  expect(arena.allocBurst(vec, frames.length)).toBe(frames.length);
-  frames.forEach((f, i) => {
-    arena.bytes.set(f, arena.dataOffset(vec[i]));
-    arena.setPacket(vec[i], f.length, f.length, 1000 + i, 0, 0);
-  });
-  return vec;
-}
+import { load } from './support/slots.js';
 
 const firstByteOf = (p: Packet) => p.u16(20);
 
