@@ -49,7 +49,7 @@ import { PID_NONE } from './core.js';
 import { loadProgram, toProgram, isDddText, type BpfProgram } from './bpf.js';
 import { Packet, PacketBatch } from './packet.js';
 import { toNetio, type Netio, type NetioLike } from './netio.js';
-import { compileFilter } from './filter/compile.js';
+import { compileFilter, linkTypeValue } from './filter/compile.js';
 import { canonicalDescription, descriptionKey, type CanonicalAtom, type DpfDescription } from './dpf/description.js';
 import { compileDpf } from './dpf/compile.js';
 import { DpfTrie } from './dpf/trie.js';
@@ -88,6 +88,11 @@ export interface DispatcherOptions {
   programCapacity?: number;
   /** Most packets classified per core call. Default 256. */
   burstSize?: number;
+  /**
+   * Link type of the packets, as a LINKTYPE_ number or libpcap's name (see compileFilter):
+   * expressions registered here are compiled for it. Default EN10MB (Ethernet).
+   */
+  linkType?: number | string;
 }
 
 export interface RegisterOptions {
@@ -141,6 +146,8 @@ const INDEX_MASK = 0xfffff;
 export class PacketDispatcher extends EventEmitter<DispatcherEvents> {
   readonly arena: Arena;
   readonly filterType: FilterType;
+  /** The LINKTYPE_ value expressions are compiled for. */
+  readonly linkType: number;
   /** The incoming netio: push packets or batches here to dispatch them. */
   readonly incoming: Netio & { push(packet: Packet): void; pushBatch(batch: PacketBatch): void };
   private readonly d: number;
@@ -175,6 +182,7 @@ export class PacketDispatcher extends EventEmitter<DispatcherEvents> {
     super();
     this.arena = arena;
     this.filterType = options.filterType ?? 'bpf';
+    this.linkType = linkTypeValue(options.linkType ?? 1);
     if (this.filterType !== 'bpf' && this.filterType !== 'dpf') {
       throw new NetpdError('EINVAL', `unknown filter type "${String(this.filterType)}"; use "bpf" or "dpf"`);
     }
@@ -246,7 +254,7 @@ export class PacketDispatcher extends EventEmitter<DispatcherEvents> {
     const target = toNetio(netio, 'netio');
     const core = this.arena.core;
     const program = this.trie ? null : this.toBpf(description);
-    const paths = this.trie ? toDpf(description) : [];
+    const paths = this.trie ? toDpf(description, this.linkType) : [];
     const len = program ? loadProgram(this.arena, this.staging, this.masks, program) : 0;
     const pid = core.dispatch_add(this.d, len) >>> 0;
     if (pid === PID_NONE) {
@@ -451,8 +459,8 @@ export class PacketDispatcher extends EventEmitter<DispatcherEvents> {
 
   private toBpf(description: Description): BpfProgram {
     if (typeof description === 'string') {
-      // -ddd text, or else a pcap-filter expression compiled for Ethernet.
-      return isDddText(description) ? toProgram(description) : compileFilter(description);
+      // -ddd text, or else a pcap-filter expression compiled for the dispatcher's link type.
+      return isDddText(description) ? toProgram(description) : compileFilter(description, { linkType: this.linkType });
     }
     if (!Array.isArray(description) || !description.every(isInstruction)) {
       throw new NetpdError('EBADDESC', 'a bpf description is an expression, tcpdump -ddd text, or an array of {code, jt, jf, k}');
@@ -527,10 +535,10 @@ function isInstruction(x: unknown): boolean {
 }
 
 /** A 'dpf' description as canonical paths, one per alternative. */
-function toDpf(description: Description): CanonicalAtom[][] {
+function toDpf(description: Description, linkType: number): CanonicalAtom[][] {
   // Optimized, as the 'bpf' filter type compiles expressions: the descriptions then
   // accept exactly what that program accepts, packets cut short included.
-  if (typeof description === 'string') return compileDpf(description, { optimize: true });
+  if (typeof description === 'string') return compileDpf(description, { optimize: true, linkType });
   if (!Array.isArray(description) || description.length === 0) {
     throw new NetpdError('EBADDESC', 'a dpf description is an expression, an array of atoms, or an array of such arrays');
   }

@@ -46,6 +46,16 @@ const SKF_AD_VLAN_TAG = 44;
 const SKF_AD_VLAN_TAG_PRESENT = 48;
 const PACKET_OUTGOING = 4;
 const PPP_MPLS_UCAST = 0x0281;
+/** Linux cooked headers: protocol 4 means an 802.2 LLC header follows, 1 raw 802.3; packet type 4 is "sent by us". */
+const SLL_P_802_2 = 0x0004;
+const SLL_P_802_3 = 0x0001;
+const SLL_OUTGOING = 4;
+/** Address families in DLT_NULL/DLT_LOOP headers: IPv4 is 2 everywhere, IPv6 is not. */
+const AF_INET = 2;
+const AF_INET6_BSD = 24;
+const AF_INET6_FREEBSD = 28;
+const AF_INET6_DARWIN = 30;
+const AF_INET6_LINUX = 10;
 const ETHERTYPE = {
   IP: 0x0800, ARP: 0x0806, REVARP: 0x8035, IPV6: 0x86dd, ATALK: 0x809b, AARP: 0x80f3, DN: 0x6003,
   SCA: 0x6007, LAT: 0x6004, MOPDL: 0x6001, MOPRC: 0x6002, VLAN: 0x8100, QINQ_AD: 0x88a8, QINQ_9100: 0x9100,
@@ -87,6 +97,15 @@ const leaf = (stmts: BpfInstruction[], jump: number, k: number): Leaf => ({ t: '
 const and = (l: Cond, r: Cond): Cond => ({ t: 'and', l, r });
 const or = (l: Cond, r: Cond): Cond => ({ t: 'or', l, r });
 const not = (e: Cond): Cond => ({ t: 'not', e });
+/** gen_true / gen_false: a block whose test is decided by a constant. */
+const uncond = (sense: boolean): Leaf => leaf([stmt(LD | IMM, sense ? 0 : 1)], JMP | JEQ | SRC_K, 0);
+const bswap32 = (v: number): number => (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
+
+/** `into` with the elements of `from` appended, in a loop (a spread argument list overflows the stack past ~100,000). */
+function append<T>(into: T[], from: readonly T[]): T[] {
+  for (const x of from) into.push(x);
+  return into;
+}
 
 /** The block a condition starts with (libpcap's b->head): its leftmost leaf. */
 function head(c: Cond): Leaf {
@@ -113,11 +132,45 @@ interface AbsOffset {
   reg: number | null;
 }
 
+/**
+ * The link types netpd compiles for, by libpcap's names. Each says where the link-layer
+ * type field and the payload are (libpcap's init_linktype), and how it names the link
+ * type in its errors (pcap_datalink_val_to_description). `linktype` -1 is libpcap's
+ * OFFSET_NOT_SET: raw IP has no type field, and gen_linktype never loads it there.
+ */
+export const LINK_LAYERS = {
+  EN10MB: { description: 'Ethernet', linktype: 12, linkpl: 14, nlNosnap: 3 },
+  LINUX_SLL: { description: 'Linux cooked v1', linktype: 14, linkpl: 16, nlNosnap: 0 },
+  LINUX_SLL2: { description: 'Linux cooked v2', linktype: 0, linkpl: 20, nlNosnap: 0 },
+  RAW: { description: 'Raw IP', linktype: -1, linkpl: 0, nlNosnap: 0 },
+  IPV4: { description: 'Raw IPv4', linktype: -1, linkpl: 0, nlNosnap: 0 },
+  IPV6: { description: 'Raw IPv6', linktype: -1, linkpl: 0, nlNosnap: 0 },
+  NULL: { description: 'BSD loopback', linktype: 0, linkpl: 4, nlNosnap: 0 },
+  LOOP: { description: 'OpenBSD loopback', linktype: 0, linkpl: 4, nlNosnap: 0 },
+} as const;
+export type LinkLayer = keyof typeof LINK_LAYERS;
+
 export interface GenOptions {
   /** The netmask `ip broadcast` uses (tcpdump passes 0 when it does not know one). */
   netmask: number;
   /** The outer VLAN tag may be in the kernel's metadata (see the essay above). */
   vlanMetadata: boolean;
+  /** The link type of the packets (default EN10MB). */
+  linkType?: LinkLayer;
+  /**
+   * The byte order of the capture file the packets come from. Only DLT_NULL cares: its
+   * address family word is in the byte order of the machine that wrote the file, so
+   * libpcap compares it with the family in the file's byte order. Default 'le'.
+   */
+  byteOrder?: 'le' | 'be';
+  /**
+   * The packets come from a capture file, as with `tcpdump -r FILE`: libpcap then refuses
+   * inbound/outbound/ifindex where the link-layer header does not hold them, and takes
+   * any BSD's IPv6 family in NULL/LOOP headers. Default false: libpcap's code for a live
+   * capture (`tcpdump -y TYPE -d`), which reads those from the kernel's ancillary data,
+   * with Linux's AF_INET6.
+   */
+  savefile?: boolean;
 }
 
 export function filterError(message: string, pos?: number): NetpdError {
@@ -125,12 +178,12 @@ export function filterError(message: string, pos?: number): NetpdError {
 }
 
 export class CodeGen {
-  // Offsets, as in libpcap's compiler state, for Ethernet.
+  // Offsets, as in libpcap's compiler state, set for the link type by the constructor.
   private offLinkhdr: AbsOffset = { c: 0, reg: null };
-  private offLinktype: AbsOffset = { c: 12, reg: null };
-  private offLinkpl: AbsOffset = { c: 14, reg: null };
+  private offLinktype: AbsOffset;
+  private offLinkpl: AbsOffset;
   private offNl = 0;
-  private offNlNosnap = 3;
+  private offNlNosnap: number;
   private labelStackDepth = 0;
   private vlanStackDepth = 0;
   private isPppoes = false;
@@ -140,10 +193,20 @@ export class CodeGen {
   private curReg = 0;
   private readonly netmask: number;
   private readonly vlanMetadata: boolean;
+  private readonly link: LinkLayer;
+  private readonly bigEndianFile: boolean;
+  private readonly savefile: boolean;
 
   constructor(options: GenOptions) {
     this.netmask = options.netmask >>> 0;
     this.vlanMetadata = options.vlanMetadata;
+    this.link = options.linkType ?? 'EN10MB';
+    this.bigEndianFile = options.byteOrder === 'be';
+    this.savefile = options.savefile === true;
+    const layout = LINK_LAYERS[this.link];
+    this.offLinktype = { c: layout.linktype, reg: null };
+    this.offLinkpl = { c: layout.linkpl, reg: null };
+    this.offNlNosnap = layout.nlNosnap;
   }
 
   /** Builds the condition for a whole expression, primitives in the order written. */
@@ -177,15 +240,10 @@ export class CodeGen {
       case 'pppoes': return this.pppoes(node.value, node.pos);
       case 'pppoed': return this.linktype(ETHERTYPE.PPPOED);
       case 'llc': return this.llc(node.kind, node.pos);
-      // Direction and interface come from the kernel's ancillary data (SKF_AD_PKTTYPE,
-      // SKF_AD_IFINDEX): live AF_PACKET sockets have them; in capture files the loads
-      // fall outside the packet and reject it, as in libpcap's bpf_filter. libpcap
-      // measures them from the link-layer header, so after `pppoes` they land on other
-      // ancillary words; netpd does the same, to give libpcap's program.
-      case 'outbound': return this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_PKTTYPE, H, PACKET_OUTGOING);
-      case 'inbound': return not(this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_PKTTYPE, H, PACKET_OUTGOING));
-      case 'ifindex': return this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_IFINDEX, W, node.value);
-      case 'unsupported': throw filterError(`"${node.what}" is not supported on Ethernet captures`, node.pos);
+      case 'outbound': return this.direction(true);
+      case 'inbound': return this.direction(false);
+      case 'ifindex': return this.ifindex(node.value);
+      case 'unsupported': throw filterError(`"${node.what}" is not supported on ${this.description()} captures`, node.pos);
     }
   }
 
@@ -262,9 +320,78 @@ export class CodeGen {
 
   // ---- link layer ----------------------------------------------------------------------
 
+  /** What libpcap calls the link type in errors: after `pppoes` it is PPP. */
+  private description(): string {
+    return this.isPppoes ? 'PPP' : LINK_LAYERS[this.link].description;
+  }
+
+  /** The link layer in force is Ethernet (not PPP inside PPPoE). */
+  private ethernet(): boolean {
+    return this.link === 'EN10MB' && !this.isPppoes;
+  }
+
+  /** gen_linktype: the packet's link layer carries `llProto` (an Ethertype, or an LLC SAP if <= 1500). */
   private linktype(llProto: number): Cond {
     if (this.labelStackDepth > 0) return this.mplsLinktype(llProto);
     if (this.isPppoes) return this.cmp('linktype', 0, H, ethertypeToPpp(llProto));
+    switch (this.link) {
+      case 'EN10MB': return this.etherLinktype(llProto);
+      case 'LINUX_SLL': return this.sllLinktype(llProto);
+      // libpcap 1.10 has no case for SLL2: its default compares the type field, SAPs too.
+      case 'LINUX_SLL2': return this.cmp('linktype', 0, H, llProto);
+      // No type field: the IP version nibble says which IP it is; nothing else is carried.
+      case 'RAW':
+        if (llProto === ETHERTYPE.IP) return this.mcmp('linkhdr', 0, B, 0x40, 0xf0);
+        if (llProto === ETHERTYPE.IPV6) return this.mcmp('linkhdr', 0, B, 0x60, 0xf0);
+        return uncond(false);
+      case 'IPV4': return uncond(llProto === ETHERTYPE.IP);
+      case 'IPV6': return uncond(llProto === ETHERTYPE.IPV6);
+      case 'NULL': case 'LOOP':
+        if (llProto === ETHERTYPE.IP) return this.loopback(AF_INET);
+        // IPv6's family differs between systems; a capture file may come from any BSD.
+        if (llProto === ETHERTYPE.IPV6) {
+          if (!this.savefile) return this.loopback(AF_INET6_LINUX);
+          const b1 = or(this.loopback(AF_INET6_BSD), this.loopback(AF_INET6_FREEBSD));
+          return or(this.loopback(AF_INET6_DARWIN), b1);
+        }
+        return uncond(false);
+    }
+  }
+
+  /**
+   * gen_loopback_linktype: the 4-byte address family. LOOP writes it in network byte
+   * order; NULL in the writing machine's, i.e. the file's, which BPF's big-endian load
+   * reads swapped when the file is little-endian.
+   */
+  private loopback(af: number): Cond {
+    const v = this.link === 'NULL' && !this.bigEndianFile ? bswap32(af) : af;
+    return this.cmp('linkhdr', 0, W, v);
+  }
+
+  /** gen_linux_sll_linktype: the protocol field holds an Ethertype, or 4 (802.2 LLC follows) or 1 (raw 802.3). */
+  private sllLinktype(llProto: number): Cond {
+    switch (llProto) {
+      case LLCSAP.ISONS: case LLCSAP.IP: case LLCSAP.NETBEUI:
+        return and(this.cmp('linktype', 0, H, SLL_P_802_2), this.cmp('llc', 0, H, (llProto << 8) | llProto));
+      case LLCSAP.IPX: {
+        let b1 = or(this.cmp('llc', 0, B, LLCSAP.IPX), this.snap(0x000000, 0x8137));
+        b1 = and(this.cmp('linktype', 0, H, SLL_P_802_2), b1);
+        b1 = or(this.cmp('linktype', 0, H, SLL_P_802_3), b1);
+        return or(this.cmp('linktype', 0, H, 0x8137), b1);
+      }
+      case ETHERTYPE.ATALK: case ETHERTYPE.AARP: {
+        const b0 = this.cmp('linktype', 0, H, SLL_P_802_2);
+        const snap = llProto === ETHERTYPE.ATALK ? this.snap(0x080007, ETHERTYPE.ATALK) : this.snap(0x000000, ETHERTYPE.AARP);
+        return or(this.cmp('linktype', 0, H, llProto), and(b0, snap));
+      }
+      default:
+        if (llProto <= ETHERMTU) return and(this.cmp('linktype', 0, H, SLL_P_802_2), this.cmp('linkhdr', this.offLinkpl.c, B, llProto));
+        return this.cmp('linktype', 0, H, llProto);
+    }
+  }
+
+  /** gen_ether_linktype: the type/length field holds an Ethertype, or a length and 802.2 LLC follows. */
+  private etherLinktype(llProto: number): Cond {
     switch (llProto) {
       case LLCSAP.ISONS: case LLCSAP.IP: case LLCSAP.NETBEUI:
         return and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), this.cmp('llc', 0, H, (llProto << 8) | llProto));
@@ -307,7 +434,7 @@ export class CodeGen {
 
   private vlan(vid: number | undefined, pos: number): Cond {
     if (this.labelStackDepth > 0) throw filterError('no VLAN match after MPLS', pos);
-    if (this.isPppoes) throw filterError('no VLAN support for PPP', pos);
+    if (!this.ethernet()) throw filterError(`no VLAN support for ${this.description()}`, pos);
     // Only the outermost tag can be in metadata (a later `vlan` looks past the first).
     const outer = this.vlanMetadata && this.vlanStackDepth === 0;
     this.vlanStackDepth++;
@@ -354,6 +481,7 @@ export class CodeGen {
 
   private mpls(label: number | undefined, pos: number): Cond {
     // Inside PPPoE the link type is PPP, whose MPLS protocol number differs.
+    if (this.labelStackDepth === 0 && !this.isPppoes && this.link !== 'EN10MB') throw filterError(`no MPLS support for ${this.description()}`, pos);
     let b: Cond = this.labelStackDepth > 0
       ? this.mcmp('prevmpls', 2, B, 0, 0x01)
       : this.linktype(this.isPppoes ? PPP_MPLS_UCAST : ETHERTYPE.MPLS);
@@ -387,6 +515,7 @@ export class CodeGen {
 
   // 802.2 LLC: a length (not a type) in the type field, and not NetWare's raw 802.3.
   private llc(kind: string | undefined, pos: number): Cond {
+    if (!this.ethernet()) throw filterError(`'llc' not supported for ${this.description()}`, pos);
     const b0 = and(not(this.ncmp('linktype', 0, H, 0xffffffff, JGT, false, ETHERMTU)), not(this.cmp('llc', 0, H, 0xffff)));
     if (kind === undefined) return b0;
     const k = kind.toLowerCase();
@@ -401,7 +530,7 @@ export class CodeGen {
   private broadcast(proto: Proto, pos: number): Cond {
     switch (proto) {
       case 'default': case 'link':
-        if (this.isPppoes) throw filterError('not a broadcast link', pos);
+        if (!this.ethernet()) throw filterError('not a broadcast link', pos);
         return this.ehostop([0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 'dst', pos);
       case 'ip': {
         const hostmask = ~this.netmask >>> 0;
@@ -417,7 +546,7 @@ export class CodeGen {
   private multicast(proto: Proto, pos: number): Cond {
     switch (proto) {
       case 'default': case 'link':
-        if (this.isPppoes) throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
+        if (!this.ethernet()) throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
         return leaf(this.load('linkhdr', 0, B), JMP | JSET | SRC_K, 1);
       case 'ip':
         return and(this.linktype(ETHERTYPE.IP), this.ncmp('linkpl', 16, B, 0xffffffff, JGE, false, 224));
@@ -426,6 +555,28 @@ export class CodeGen {
       default:
         throw filterError('link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel', pos);
     }
+  }
+
+  // Direction and interface: the Linux cooked headers hold them. Otherwise, for a live
+  // capture, libpcap reads them from the kernel's ancillary data (SKF_AD_PKTTYPE,
+  // SKF_AD_IFINDEX), which AF_PACKET sockets have (run over a capture file, such loads
+  // fall outside the packet and reject it, as in libpcap's bpf_filter); for a capture
+  // file it refuses them. libpcap measures the ancillary offsets from the link-layer
+  // header, so after `pppoes` they land on other ancillary words; netpd does the same,
+  // to give libpcap's program.
+  private direction(outbound: boolean): Cond {
+    let b: Cond;
+    if (this.link === 'LINUX_SLL' && !this.isPppoes) b = this.cmp('linkhdr', 0, H, SLL_OUTGOING);
+    else if (this.link === 'LINUX_SLL2' && !this.isPppoes) b = this.cmp('linkhdr', 10, B, SLL_OUTGOING);
+    else if (this.savefile) throw filterError(`inbound/outbound not supported on ${this.description()} when reading savefiles`);
+    else b = this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_PKTTYPE, H, PACKET_OUTGOING);
+    return outbound ? b : not(b);
+  }
+
+  private ifindex(index: number): Cond {
+    if (this.link === 'LINUX_SLL2' && !this.isPppoes) return this.cmp('linkhdr', 4, W, index);
+    if (this.savefile) throw filterError(`ifindex not supported on ${this.description()} when reading savefiles`);
+    return this.cmp('linkhdr', SKF_AD_OFF + SKF_AD_IFINDEX, W, index);
   }
 
   private byteop(op: string, index: number, value: number): Cond {
@@ -618,7 +769,7 @@ export class CodeGen {
       case 'ipv6': return this.mcode6(v.text, v.prefix ?? 128, q, pos);
       case 'mac': {
         if ((q.addr === 'host' || q.addr === 'default') && q.proto === 'link') {
-          if (this.isPppoes) throw filterError('ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel', pos);
+          if (!this.ethernet()) throw filterError('ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel', pos);
           return this.ehostop(parseMac(v.text), q.dir, pos);
         }
         throw filterError(`ethernet address used in non-ether expression ("${v.text}")`, pos);
