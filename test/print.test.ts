@@ -31,8 +31,6 @@ interface KnownDifference {
 }
 
 const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
-  { kind: 'MPLS (tcpdump prints the label stack and the packet inside)',
-    ours: /, ethertype MPLS (unicast|multicast) \(0x884[78]\), length \d+: $/, count: 82 },
   { kind: 'PPPoE discovery and session (tcpdump prints the tags, or PPP and the packet inside)',
     ours: /, ethertype PPPoE [DS] \(0x886[34]\), length \d+: $/, count: 86 },
   { kind: 'other ethertypes tcpdump decodes: LLDP, IPX, AppleTalk, AARP, Loopback, MACsec, DECnet, PTP',
