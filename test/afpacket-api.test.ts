@@ -269,14 +269,14 @@ describe.skipIf(reason !== null)('AfPacketSource on "any"', () => {
   afterEach(async () => { await lab?.destroy(); });
 
   /** Our slots and tcpdump's records for the same ping, both from "any" with `direction`/-Q. */
-  async function both(direction: 'in' | 'out' | 'inout', filter: (lab: Lab) => string | { tcpdump: string[] }) {
+  async function both(direction: 'in' | 'out' | 'inout', filter: (lab: Lab) => string | { tcpdump: string[] }, rxMode: 'ring' | 'mmsg' = 'ring') {
     const expr = `host ${lab.addrB} and icmp`;
     const f = filter(lab);
     const cap = await lab.tcpdump({ args: ['-i', 'any', '-y', 'LINUX_SLL', '-Q', direction, expr] });
     const arena = Arena.create({ slotSize: 2048, slotCount: 1024 });
     const frames: Frame[] = [];
     const program = typeof f === 'string' ? f : ddd(f.tcpdump);
-    const source = AfPacketSource.open('any', { arena, direction, filter: program, onBurst: (vec, n) => { for (let i = 0; i < n; i++) frames.push(copySlot(arena, vec[i])); } });
+    const source = AfPacketSource.open('any', { arena, rxMode, direction, filter: program, onBurst: (vec, n) => { for (let i = 0; i < n; i++) frames.push(copySlot(arena, vec[i])); } });
     expect(source.linkType).toBe(113);
     expect(source.ifIndex).toBe(0);
     expect((await lab.ping(10, { intervalS: 0.01 })).received).toBe(10);
@@ -295,8 +295,8 @@ describe.skipIf(reason !== null)('AfPacketSource on "any"', () => {
     });
   }
 
-  it.each(['inout', 'in', 'out'] as const)('delivers what tcpdump -i any -y LINUX_SLL -Q %s delivers, byte for byte (libpcap\'s own program)', async (direction) => {
-    const { ours, theirs } = await both(direction, (l) => ({ tcpdump: [`host ${l.addrB} and icmp`] }));
+  it.each([['inout', 'ring'], ['in', 'ring'], ['out', 'ring'], ['inout', 'mmsg'], ['out', 'mmsg']] as const)('delivers what tcpdump -i any -y LINUX_SLL -Q %s delivers, byte for byte (libpcap\'s own program; rxMode %s)', async (direction, rxMode) => {
+    const { ours, theirs } = await both(direction, (l) => ({ tcpdump: [`host ${l.addrB} and icmp`] }), rxMode);
     expect(theirs.length).toBe(direction === 'inout' ? 20 : 10);
     expect(ours.map((f) => hex(f.data))).toEqual(theirs.map((f) => hex(f.data)));
     expect(ours.map((f) => f.wireLen)).toEqual(theirs.map((f) => f.wireLen));
@@ -312,6 +312,28 @@ describe.skipIf(reason !== null)('AfPacketSource on "any"', () => {
     const { ours, theirs } = await both('inout', (l) => `host ${l.addrB} and icmp`);
     expect(theirs.length).toBe(20);
     expect(ours.map((f) => hex(f.data))).toEqual(theirs.map((f) => hex(f.data)));
+  });
+
+  it.each(['ring', 'mmsg'] as const)('(%s) puts a VLAN tag back before the protocol field, as tcpdump -i any does', async (rxMode) => {
+    // Tagged frames from B: the kernel takes the tag off into metadata on the way in.
+    const tagged = [5, 6, 7].map((seq) => {
+      const f = Buffer.from(udpFrame(lab, 1000, seq));
+      return Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0x20, 0x05]), f.subarray(12)]);
+    });
+    const expr = `udp and host ${lab.addrB}`; // libpcap has no `vlan` for LINUX_SLL: the kernel filters the untagged packet
+    const cap = await lab.tcpdump({ args: ['-i', 'any', '-y', 'LINUX_SLL', expr] });
+    const arena = Arena.create({ slotSize: 2048, slotCount: 1024 });
+    const frames: Frame[] = [];
+    const source = AfPacketSource.open('any', { arena, rxMode, filter: ddd([expr]), onBurst: (vec, n) => { for (let i = 0; i < n; i++) frames.push(copySlot(arena, vec[i])); } });
+    expect(await send(lab, tagged, 100)).toBe(3);
+    await cap.stop();
+    await new Promise((r) => setTimeout(r, 20));
+    source.close();
+    const theirs = readFrames(cap.file);
+    expect(theirs).toHaveLength(3);
+    // SLL header, then TPID 0x8100, TCI (priority 1, VLAN 5), then the protocol.
+    expect(theirs.map((f) => f.data.subarray(14, 20).toString('hex'))).toEqual(Array(3).fill('810020050800'));
+    expect(frames.map((f) => `${hex(f.data)} ${f.wireLen}`)).toEqual(theirs.map((f) => `${hex(f.data)} ${f.wireLen}`));
   });
 
   it('cannot transmit (EINVAL) and refuses a filter that reads SLL header bytes the kernel cannot see (ENOTSUP)', () => {

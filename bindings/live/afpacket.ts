@@ -530,8 +530,13 @@ export class AfPacketSource extends EventEmitter<AfPacketEvents> {
       if (this.dispatcher) this.dispatcher.dispatchBurst(this.rxVec, k);
       else if (this.onBurst) this.onBurst(this.rxVec, k);
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
-      emitError(this, new NetpdError('EOWNER', `the onBurst callback of the source on ${this.name} threw: ${why}; the source goes on`, { cause: err }));
+      // The dispatcher catches its owners' errors; what it throws is its own (ECLOSED, say).
+      if (this.dispatcher && err instanceof NetpdError) {
+        emitError(this, err);
+      } else {
+        const why = err instanceof Error ? err.message : String(err);
+        emitError(this, new NetpdError('EOWNER', `the onBurst callback of the source on ${this.name} threw: ${why}; the source goes on`, { cause: err }));
+      }
     } finally {
       this.reclaim(k);
     }
