@@ -31,8 +31,6 @@ interface KnownDifference {
 }
 
 const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
-  { kind: 'PPPoE discovery and session (tcpdump prints the tags, or PPP and the packet inside)',
-    ours: /, ethertype PPPoE [DS] \(0x886[34]\), length \d+: $/, count: 86 },
   { kind: 'other ethertypes tcpdump decodes: LLDP, IPX, AppleTalk, AARP, Loopback, MACsec, DECnet, PTP',
     ours: /, ethertype (LLDP|IPX|Appletalk|Appletalk ARP|Loopback|802\.1AE MACsec|DN|PTP) \(0x[0-9a-f]{4}\), length \d+: $/, count: 16 },
   { kind: '802.3/LLC frames other than IP, SNAP and STP BPDUs: LLC I/S/U frames, NetBEUI, IPX, OSI, CDP, other SNAP OUIs',
