@@ -7,7 +7,7 @@
 // netpd does not port every tcpdump printer. The packet kinds it deliberately prints in
 // tcpdump's shape for an undecoded payload are listed in KNOWN_DIFFERENCES with their exact
 // counts over all the captures: any other difference, or a change in a count, fails.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -57,8 +57,13 @@ function readLines(capture: PrintCapture, printer: PacketPrinter): string[] {
   }
 }
 
+// tcpdump names a LINUX_SLL2 packet's interface by the local index; the fixtures were made
+// on Linux, where index 1 is always "lo" and 424242 nobody's. Stated here so the test does
+// not depend on the machine it runs on (the default lookup is tested below).
+const linuxInterfaces = (ifIndex: number): string | undefined => (ifIndex === 1 ? 'lo' : undefined);
+
 function ourLines(capture: PrintCapture): string[] {
-  return readLines(capture, new PacketPrinter({ utc: capture.tz === 'UTC', nanosecond: capture.nano }));
+  return readLines(capture, new PacketPrinter({ utc: capture.tz === 'UTC', nanosecond: capture.nano, interfaceName: linuxInterfaces }));
 }
 
 interface Mismatch { file: string; packet: number; tcpdump: string; ours: string }
@@ -142,6 +147,16 @@ describe('formatPacket and PacketPrinter', () => {
     } finally {
       process.env.TZ = savedTz;
     }
+  });
+
+  it.skipIf(!existsSync('/sys/class/net/lo/ifindex'))('LINUX_SLL2 names the interface as the local machine does (if_indextoname)', () => {
+    const sll2 = packetsOf('test/fixtures/print/print-sll2.pcap');
+    const index = Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8'));
+    const bytes = Uint8Array.from(sll2[1].data);
+    new DataView(bytes.buffer).setUint32(4, index);
+    expect(formatPacket(bytes, bytes.length, sll2[1].wireLen, 0, 0, 276, { utc: true })).toMatch(/^00:00:00\.000000 lo    B   ARP, Reply/);
+    new DataView(bytes.buffer).setUint32(4, 0x7fffffff);
+    expect(formatPacket(bytes, bytes.length, sll2[1].wireLen, 0, 0, 276, { utc: true })).toMatch(/^00:00:00\.000000 \?     B   ARP/);
   });
 
   it('impossible arguments are EINVAL and unknown link types ENOTSUP, naming them', () => {
