@@ -4,9 +4,16 @@
 // It is a port of the parts of tcpdump's printers that matter for a dispatcher's
 // traffic, not a new dissector: the same order of checks, the same words, the same
 // truncation markers, so that a user who knows tcpdump's lines reads netpd's. Each
-// protocol lives in its own file (link, arp, ip, tcp, udp, icmp, dns) named after the
-// tcpdump file it follows; dissection.ts holds the per-packet state, including the
-// "read past the capture" escape that tcpdump does with longjmp.
+// protocol lives in its own file (link, arp, stp, mpls, ppp, ip, igmp, icmp, tcp, udp,
+// dns), each following the tcpdump printer it names; dissection.ts holds the per-packet
+// state, including the "read past the capture" escape that tcpdump does with longjmp.
+//
+// Decoded as tcpdump decodes them: Ethernet (802.1Q/QinQ tags, LLC with IP or SNAP, STP
+// BPDUs), LINUX_SLL, LINUX_SLL2, RAW/IPV4/IPV6, NULL, LOOP; ARP/RARP, MPLS, PPPoE and PPP;
+// IPv4 (fragments, IP-in-IP), IPv6 (hop-by-hop, destination options, fragment headers);
+// TCP (flags, relative seq/ack, options, and the HTTP/FTP/SMTP/RTSP/whois first line,
+// SSH banner, DNS over TCP), UDP (DNS, mDNS, BOOTP/DHCP, NTP), ICMP, ICMPv6 (echo,
+// errors, ND, MLD), IGMP.
 //
 // Two ways to print:
 //  - PacketPrinter, one per run over a capture: it keeps tcpdump's per-connection TCP
@@ -16,8 +23,10 @@
 //    ACK set prints absolute numbers, as the first packet of a connection does in tcpdump.
 //
 // Where netpd deliberately prints something else (protocols tcpdump decodes and this
-// port does not: MPLS, PPPoE, LLC/STP, IPX, GRE, OSPF, SCTP, IGMP, DHCP, ...), the line
-// has tcpdump's shape for an undecoded payload; test/print.test.ts lists those kinds.
+// port does not: LLC I/S/U frames, LLDP, IPX, AppleTalk, GRE, OSPF, SCTP, ESP/AH, IPv6
+// routing headers, VXLAN/Geneve, DHCPv6, SNMP, ...), the line has tcpdump's shape for a
+// payload it cannot decode; test/print.test.ts lists and counts those kinds. tcpdump's
+// hex dumps of undecoded payloads (its continuation lines) are not printed.
 //
 // Printing is control-plane work (off the hot path); it allocates strings freely. It
 // never throws on packet content: whatever the bytes, a line comes back.
