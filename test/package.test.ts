@@ -83,7 +83,10 @@ describe.skipIf(reason !== null)('the packed package, installed with npm and no 
       // npm's default cache location, so the dependencies need not be fetched again each run.
       npm_config_cache: join(homedir(), '.npm'),
     };
-    for (const k of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'TMPDIR']) {
+    // What reaching the registry takes on this machine (proxy, certificate authorities; npm's
+    // global npmrc when CI runs npm under another Node) is the machine's, not a user setting.
+    for (const k of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'TMPDIR',
+      'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'npm_config_globalconfig']) {
       if (process.env[k]) bare[k] = process.env[k];
     }
     consumer = join(tmp, 'consumer');
