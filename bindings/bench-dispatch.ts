@@ -15,7 +15,7 @@ import { probeCore } from './core.js';
 import { PacketDispatcher, type Description, type DispatcherOptions, type FilterType } from './dispatcher.js';
 import type { DpfDescription } from './dpf/description.js';
 import { DpfTrie } from './dpf/trie.js';
-import { compileFilter } from './filter/compile.js';
+import { compileFilter, type CompileOptions } from './filter/compile.js';
 import { tokenize } from './filter/lexer.js';
 import type { Netio } from './netio.js';
 import { PcapReader } from './pcap/index.js';
@@ -182,6 +182,13 @@ function isName(text: string): boolean {
   }
 }
 
+export interface SizeOptions extends Pick<CompileOptions, 'byteOrder' | 'savefile'> {
+  filterType: FilterType;
+  burstSize?: number;
+  /** The link type the expressions are compiled for (default EN10MB). */
+  linkType?: number;
+}
+
 /** What a rule set needs: the rules with expressions compiled, and the capacities to create the arena and dispatcher with. */
 export interface RuleSizes {
   rules: Rule[];
@@ -199,7 +206,7 @@ const HEADROOM = 16 * 1024 * 1024;
  * atoms counted, and the control region made large enough for the dispatcher and trie.
  * Throws what compiling throws, naming the rule.
  */
-export function sizeForRules(rules: readonly Rule[], options: { filterType: FilterType; burstSize?: number; linkType?: number }): RuleSizes {
+export function sizeForRules(rules: readonly Rule[], options: SizeOptions): RuleSizes {
   checkNames(rules);
   const burstSize = options.burstSize ?? BURST;
   const maxOwners = Math.max(4096, rules.length);
@@ -207,10 +214,11 @@ export function sizeForRules(rules: readonly Rule[], options: { filterType: Filt
   let instructions = 0;
   let atoms = 0;
   const fields = new Set<string>();
+  const compiling = { linkType: options.linkType, byteOrder: options.byteOrder, savefile: options.savefile };
   const compiled = rules.map((r): Rule => forRule(r, () => {
     if (dpf) {
       const paths: readonly DpfDescription[] = typeof r.description === 'string'
-        ? compileFilter(r.description, { target: 'dpf', linkType: options.linkType })
+        ? compileFilter(r.description, { ...compiling, target: 'dpf' })
         : isPathList(r.description) ? r.description : [r.description as DpfDescription];
       for (const path of paths) {
         atoms += path.length;
@@ -219,7 +227,7 @@ export function sizeForRules(rules: readonly Rule[], options: { filterType: Filt
       return typeof r.description === 'string' ? { name: r.name, description: paths } : r;
     }
     const program = typeof r.description !== 'string' ? r.description
-      : isDddText(r.description) ? parseDdd(r.description) : compileFilter(r.description, { linkType: options.linkType });
+      : isDddText(r.description) ? parseDdd(r.description) : compileFilter(r.description, compiling);
     instructions += (program as readonly unknown[]).length;
     return { name: r.name, description: program };
   }));

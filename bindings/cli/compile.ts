@@ -1,15 +1,18 @@
-// netpd compile [-d | -dd | -ddd] [-O] [-y LINKTYPE] [-s SNAPLEN] EXPR: netpd's program in
-// the forms tcpdump prints (-dd is -d twice, as tcpdump counts it), for the link type
-// given (Ethernet by default; tcpdump takes it from -r FILE or -i IFACE, -y here).
+// netpd compile [-d | -dd | -ddd] [-O] [-r FILE | -y LINKTYPE] [-s SNAPLEN] EXPR: netpd's
+// program in the forms tcpdump prints (-dd is -d twice, as tcpdump counts it). As in
+// tcpdump: with -r FILE, the program `tcpdump -r FILE -d` prints (the file's link type and
+// byte order, a capture file's code); with -y, a live capture's on that link type, what
+// `tcpdump -y TYPE -d` prints; Ethernet by default.
 
 import { Command } from 'commander';
 import { NetpdError } from '../errors.js';
 import { compileFilter } from '../filter/compile.js';
 import { formatProgram } from '../filter/format.js';
-import { expression, linkType, positive } from './options.js';
+import { expression, fileLinkType, linkType, positive } from './options.js';
 
 interface CompileFlags {
   d?: number;
+  read?: string;
   optimize?: boolean;
   linktype?: string;
   snaplen?: string;
@@ -23,6 +26,7 @@ export function compileCommand(): Command {
     .argument('[expr...]', 'a pcap-filter expression')
     .option('-d', '-d: instructions as text; -dd: as a C array; -ddd: as decimal numbers', (_v: string, n: number) => n + 1, 0)
     .option('-O, --no-optimize', 'do not run the optimizer (tcpdump -O; -O0 too)')
+    .option('-r, --read <file>', 'compile for this capture file\'s link type, as tcpdump -r FILE -d')
     .option('-y, --linktype <type>', 'compile for this link type: EN10MB (default), LINUX_SLL, LINUX_SLL2, RAW, IPV4, IPV6, NULL, LOOP, or a LINKTYPE number')
     .option('-s, --snaplen <bytes>', 'what an accepting program returns (default 262144)')
     .option('-F, --file <file>', 'read the expression from FILE (# starts a comment)')
@@ -34,9 +38,11 @@ function compile(words: string[], flags: CompileFlags): void {
   if (level > 3) throw new NetpdError('EINVAL', 'give one of -d, -dd, -ddd');
   const expr = expression(words, flags.file);
   if (expr === '') throw new NetpdError('EINVAL', 'compile needs an expression (or -F FILE)');
+  if (flags.read !== undefined && flags.linktype !== undefined) throw new NetpdError('EINVAL', 'give -r FILE or -y LINKTYPE, not both');
+  const file = flags.read === undefined ? undefined : fileLinkType(flags.read);
   const program = compileFilter(expr, {
     optimize: flags.optimize !== false,
-    linkType: linkType(flags.linktype),
+    ...(file ? { ...file, savefile: true } : { linkType: linkType(flags.linktype) }),
     snaplen: flags.snaplen === undefined ? undefined : positive(flags.snaplen, '-s', 'snapshot length in bytes'),
   });
   process.stdout.write(formatProgram(program, (['d', 'dd', 'ddd'] as const)[level - 1]));

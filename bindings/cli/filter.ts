@@ -15,7 +15,7 @@ import { Arena } from '../arena.js';
 import { parseDdd } from '../bpf.js';
 import { CaptureFilter } from '../filter/capture-filter.js';
 import { PcapWriter, type PcapReader } from '../pcap/index.js';
-import { formatPacket } from '../print/index.js';
+import { PacketPrinter } from '../print/index.js';
 import { BURST, expression, linkTypeNames, openCapture, positive, readAll, readText } from './options.js';
 
 interface FilterFlags {
@@ -66,6 +66,8 @@ async function filter(words: string[], flags: FilterFlags): Promise<void> {
     throw err;
   }
   const out = arena.burstVector(BURST);
+  // One printer for the run: tcpdump numbers a TCP connection's sequence numbers from its first packet printed.
+  const printer = flags.verbose ? new PacketPrinter() : undefined;
   const lines: string[] = [];
   const flush = () => {
     if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
@@ -91,7 +93,7 @@ async function filter(words: string[], flags: FilterFlags): Promise<void> {
             writer ??= createWriter(flags.write, file, reader);
             writer.writeBurst(arena, vec.subarray(i, i + 1), 1);
           }
-          if (flags.verbose) lines.push(describe(arena, slot, reader));
+          if (printer) lines.push(describe(printer, arena, slot, reader));
           else if (flags.write === undefined) lines.push(String(number + i + 1));
         }
         number += n;
@@ -119,9 +121,9 @@ function oneLinkType(input: string, reader: PcapReader): number {
 }
 
 /** One packet as tcpdump -n prints it. */
-function describe(arena: Arena, slot: number, reader: PcapReader): string {
+function describe(printer: PacketPrinter, arena: Arena, slot: number, reader: PcapReader): string {
   const at = arena.dataOffset(slot);
   const capLen = arena.capLen(slot);
   const link = reader.interfaces[arena.ifIndex(slot)]?.linkType ?? reader.linkType;
-  return formatPacket(arena.bytes.subarray(at, at + capLen), capLen, arena.wireLen(slot), arena.timestampSec(slot), arena.timestampNsec(slot), link);
+  return printer.format(arena.bytes.subarray(at, at + capLen), capLen, arena.wireLen(slot), arena.timestampSec(slot), arena.timestampNsec(slot), link);
 }

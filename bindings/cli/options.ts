@@ -51,6 +51,23 @@ export function linkType(value: string | undefined): number | undefined {
   return linkTypeValue(value);
 }
 
+/**
+ * A capture's first link type (Ethernet when a pcapng declares none before its first
+ * packet) and byte order (NULL's header is in the writer's).
+ */
+export function firstLinkType(reader: PcapReader): { linkType: number; byteOrder: 'le' | 'be' } {
+  return { linkType: reader.linkType < 0 ? 1 : reader.linkType, byteOrder: reader.byteOrder };
+}
+
+export function fileLinkType(file: string): { linkType: number; byteOrder: 'le' | 'be' } {
+  const reader = PcapReader.open(file);
+  try {
+    return firstLinkType(reader);
+  } finally {
+    reader.close();
+  }
+}
+
 /** The link types of a capture's interfaces, by libpcap's names: "EN10MB, LINUX_SLL". */
 export function linkTypeNames(reader: PcapReader): string {
   return [...new Set(reader.interfaces.map((i) => linkTypeName(i.linkType)))].join(', ');

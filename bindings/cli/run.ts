@@ -14,7 +14,7 @@ import { PcapReader, PcapWriter } from '../pcap/index.js';
 import { AfPacketSource, type AfPacketOptions } from '../live/afpacket.js';
 import { registerRules, sizeForRules, type Rule } from '../bench-dispatch.js';
 import {
-  BURST, SAMPLE, dispatchChoice, expression, givenRules, linkType, linkTypeNames, onStopSignal, openCapture, positive, readAll, sampleRules,
+  BURST, SAMPLE, dispatchChoice, expression, fileLinkType, firstLinkType, givenRules, linkType, linkTypeNames, onStopSignal, openCapture, positive, readAll, sampleRules,
   slotSize, slotsFor, type DispatchChoice,
 } from './options.js';
 import { addDispatchOptions } from './command.js';
@@ -93,14 +93,16 @@ async function run(words: string[], flags: RunFlags): Promise<void> {
   const rules = givenRules(flags.rule, flags.rulesFile) ?? (flags.read === undefined ? sampleRules() : []);
   // The rules are compiled for the file's link type (its first interface's). Standard
   // input cannot be looked at twice: it is sized for Ethernet, and compiled again if it is not.
-  const guess = file === '-' ? 1 : fileLinkType(file);
-  const sized = sizeForRules(rules, { filterType: choice.filterType, burstSize: BURST, linkType: guess });
+  const guess = file === '-' ? { linkType: 1, byteOrder: 'le' as const } : fileLinkType(file);
+  const sizing = (f: { linkType: number; byteOrder: 'le' | 'be' }) => sizeForRules(rules, { filterType: choice.filterType, burstSize: BURST, savefile: true, ...f });
+  const sized = sizing(guess);
   const arena = Arena.create({ slotSize: slot, slotCount: slotsFor(64 << 20, slot, 2 * BURST, 8192), controlBytes: sized.controlBytes });
   const reader = openCapture(file, arena);
   let pd: PacketDispatcher;
   try {
-    const link = reader.linkType < 0 ? 1 : reader.linkType;
-    pd = countingDispatcher(arena, link === guess ? sized : sizeForRules(rules, { filterType: choice.filterType, burstSize: BURST, linkType: link }), choice, link);
+    oneLinkType(reader, file);
+    const found = firstLinkType(reader);
+    pd = countingDispatcher(arena, found.linkType === guess.linkType && found.byteOrder === guess.byteOrder ? sized : sizing(found), choice, found.linkType);
     // A file is there already: let the compiled classifier be ready before the first burst.
     await pd.jitReady();
   } catch (err) {
@@ -120,9 +122,7 @@ async function run(words: string[], flags: RunFlags): Promise<void> {
       stopped: () => stop,
       tick: () => bar?.update(reader.offset),
       each: (vec, n) => {
-        if (reader.mixedLinkTypes) {
-          throw new NetpdError('ENOTSUP', `${displayName(file)} has interfaces of several link types (${linkTypeNames(reader)}); netpd run dispatches one link type (netpd filter takes each interface's)`);
-        }
+        oneLinkType(reader, file);
         if (firstTs < 0) firstTs = tsSeconds(arena, vec[0]);
         lastTs = tsSeconds(arena, vec[n - 1]);
         pd.dispatchBurst(vec, n);
@@ -234,13 +234,10 @@ function listInterfaces(): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-/** The link type of a capture file's first interface (Ethernet when a pcapng declares none before its first packet). */
-function fileLinkType(file: string): number {
-  const reader = PcapReader.open(file);
-  try {
-    return reader.linkType < 0 ? 1 : reader.linkType;
-  } finally {
-    reader.close();
+/** ENOTSUP when the capture's interfaces (so far) have more than one link type: the rules are compiled for one. */
+function oneLinkType(reader: PcapReader, file: string): void {
+  if (reader.mixedLinkTypes) {
+    throw new NetpdError('ENOTSUP', `${displayName(file)} has interfaces of several link types (${linkTypeNames(reader)}); netpd run dispatches one link type (netpd filter takes each interface's)`);
   }
 }
 
