@@ -58,7 +58,7 @@ import { AbortError, checkAborted, emitError } from '../events.js';
 import type { Arena } from '../arena.js';
 import type { PacketDispatcher } from '../dispatcher.js';
 import { validateProgram, type BpfProgram } from '../bpf.js';
-import { compileFilter } from '../filter/compile.js';
+import { compileFilter, linkTypeName } from '../filter/compile.js';
 import type { Netio } from '../netio.js';
 import { PacketBatch, type Packet } from '../packet.js';
 import { loadAddon, type NativeError, type NativeSocket } from './addon.js';
@@ -371,7 +371,7 @@ export class AfPacketSource extends EventEmitter<AfPacketEvents> {
         // device is up and its operational state is up (or unknown, as loopback's is).
         index, name, up: (flags & IFF_UP) !== 0, running: (flags & IFF_UP) !== 0 && (operstate === 'up' || operstate === 'unknown'),
         loopback: (flags & IFF_LOOPBACK) !== 0,
-        linkType, linkTypeName: LINKTYPE_NAMES[linkType],
+        linkType, linkTypeName: linkTypeName(linkType),
       });
     }
     list.sort((a, b) => a.index - b.index);
@@ -742,8 +742,12 @@ const SYS_NET = '/sys/class/net';
 const IFF_UP = 0x1;
 const IFF_LOOPBACK = 0x8;
 /** ARPHRD_* (if_arp.h) to LINKTYPE_*, as libpcap's map_arphrd_to_dlt does for the common ones; others capture cooked. */
-const ARPHRD_LINKTYPE: Record<number, number> = { 1: 1, 772: 1, 65534: 101, 768: 101, 769: 101, 776: 101, 519: 101, 512: 9, 801: 105, 803: 127, 280: 227 };
-const LINKTYPE_NAMES: Record<number, string> = { 1: 'EN10MB', 9: 'PPP', 101: 'RAW', 105: 'IEEE802_11', 113: 'LINUX_SLL', 127: 'IEEE802_11_RADIOTAP', 227: 'CAN_SOCKETCAN' };
+const ARPHRD_LINKTYPE: Record<number, number> = {
+  1: 1, 772: 1,                                               // ETHER, LOOPBACK: EN10MB
+  256: 101, 257: 101, 519: 101, 768: 101, 776: 101, 65534: 101, // SLIP, CSLIP, RAWIP, TUNNEL, SIT, NONE: RAW
+  280: 227, 801: 105, 803: 127,                               // CAN, IEEE80211, IEEE80211_RADIOTAP
+};
+
 
 function integer(v: number, name: string, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new NetpdError('EINVAL', `${name} must be an integer in ${min}..${max}, got ${v}`);
