@@ -9,7 +9,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AfPacketSource, Arena, NetpdError, type Packet } from '../bindings/index.js';
+import { AfPacketSource, Arena, NetpdError, PacketDispatcher, type Packet } from '../bindings/index.js';
 import { createLab, type Lab } from './support/netns.mjs';
 import { copySlot, hex, liveSkipReason, readFrames, waitFor, type Frame } from './support/live-frames.js';
 
@@ -338,6 +338,10 @@ describe.skipIf(reason !== null)('AfPacketSource on "any"', () => {
   it('cannot transmit (EINVAL) and refuses a filter that reads SLL header bytes the kernel cannot see (ENOTSUP)', () => {
     const arena = Arena.create({ slotSize: 2048, slotCount: 64 });
     expect(() => AfPacketSource.open('any', { arena, transmitOnly: true })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // A dispatcher whose expressions are compiled for Ethernet would match nothing in cooked slots.
+    expect(() => AfPacketSource.open('any', { dispatcher: PacketDispatcher.create({ arena }) })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/linkType: 'LINUX_SLL'/) }));
+    const sll = PacketDispatcher.create({ arena, linkType: 'LINUX_SLL' });
+    AfPacketSource.open('any', { dispatcher: sll }).close();
     const readsAddress = [{ code: 0x20, jt: 0, jf: 0, k: 6 }, { code: 0x06, jt: 0, jf: 0, k: 65535 }];
     expect(() => AfPacketSource.open('any', { arena, filter: readsAddress })).toThrow(expect.objectContaining({ code: 'ENOTSUP', message: expect.stringMatching(/byte 6 of the LINUX_SLL header/) }));
   });

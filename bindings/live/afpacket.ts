@@ -299,6 +299,11 @@ export class AfPacketSource extends EventEmitter<AfPacketEvents> {
     const direction = options.direction ?? 'inout';
     if (!DIRECTIONS.includes(direction)) throw new NetpdError('EINVAL', `direction must be in, out or inout, got "${String(direction)}"`);
     if (iface === 'any' && options.transmitOnly) throw new NetpdError('EINVAL', 'the "any" device cannot transmit: open the interface to send on');
+    const linkType = iface === 'any' ? LINKTYPE_LINUX_SLL : LINKTYPE_EN10MB;
+    if (options.dispatcher && options.dispatcher.linkType !== linkType) {
+      // Its expressions would test the wrong bytes and quietly match nothing.
+      throw new NetpdError('EINVAL', `${iface} delivers ${linkTypeName(linkType)} frames but the dispatcher compiles for ${linkTypeName(options.dispatcher.linkType)}: create it with PacketDispatcher.create({ linkType: '${linkTypeName(linkType)}' })`);
+    }
     const snaplen = integer(options.snaplen ?? 262144, 'snaplen', 1, 262144);
     const burst = integer(options.burstSize ?? 256, 'burstSize', 1, 65536);
     integer(options.budget ?? 4096, 'budget', 1, 1 << 24);
