@@ -2,7 +2,10 @@
 // N 5-tuple flows (test/support/flows.mjs), a rules file with one pcap-filter expression
 // per flow, and a capture of their traffic, 10% of it from flows no rule names.
 //
-//   node scripts/make-flows.mjs [--flows 1000] [--packets 20000] [--seed 1] [--out DIR]
+//   node scripts/make-flows.mjs [--flows 1000] [--packets 20000] [--seed N] [--out DIR]
+//
+// The seed defaults to the number of flows, as in bench/dispatch.mjs, so the default files
+// are the ones its 1,000-owner row times.
 //
 // bench/dispatch.mjs makes its captures with the same functions. Needs the built
 // TypeScript (dist/, made by `npm install` or `npm run build:ts`).
@@ -34,8 +37,9 @@ export function writeFlows({ rules, capture, flows: count, packets, seed }) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
-    options: { flows: { type: 'string', default: '1000' }, packets: { type: 'string', default: '20000' }, seed: { type: 'string', default: '1' }, out: { type: 'string', default: '.' } },
+    options: { flows: { type: 'string', default: '1000' }, packets: { type: 'string', default: '20000' }, seed: { type: 'string' }, out: { type: 'string', default: '.' } },
   });
+  values.seed ??= values.flows;
   const number = (name) => {
     const v = Number(values[name]);
     if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} takes a positive integer, got "${values[name]}"`);
