@@ -84,12 +84,8 @@ export function ipPrint(d: Dissection, off: number, length: number): void {
   let len = d.u16(off + 2);
   if (length < len) d.print(`truncated-ip - ${len - length} bytes missing! `);
   if (len < hlen) {
-    // tcpdump is built with GUESS_TSO: a zero total length is a TSO send.
-    if (len !== 0) {
-      d.print(`bad-len ${len}`);
-      return;
-    }
-    len = length;
+    d.print(`bad-len ${len}`);
+    return;
   }
   d.pushSnap(off, len);
   len -= hlen;
@@ -141,6 +137,54 @@ function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fr
   d.print(` ip-proto-${nh} ${length}`);
 }
 
+/**
+ * ip6_opt_process for a hop-by-hop header at default verbosity: walks the options and
+ * prints only what tcpdump prints without -v (malformed options, then " [|hbhopt]").
+ * Returns a valid Jumbo Payload length (with an IPv6 payload length of 0), 0, or -1 when
+ * the header is malformed.
+ */
+function hbhOptions(d: Dissection, bp: number, len: number, payloadLen: number): number {
+  let jumbo = 0;
+  let seenJumbo = false;
+  const bad = (what: string): number => {
+    d.print(what);
+    d.trunc();
+    return -1;
+  };
+  for (let i = 0, optlen = 0; i < len; i += optlen) {
+    const type = d.u8(bp + i);
+    if (type === 0) optlen = 1;
+    else if (i + 1 < len) optlen = d.u8(bp + i + 1) + 2;
+    else return bad('');
+    if (i + optlen > len) return bad('');
+    switch (type) {
+      case 0: break;
+      case 1: if (len - i < 2) return bad('(padn: trunc)'); break;
+      case 5:
+        if (len - i < 4) return bad('(rtalert: trunc)');
+        if (d.u8(bp + i + 1) !== 2) return bad(`(rtalert: invalid len ${d.u8(bp + i + 1)})`);
+        break;
+      case 0xc2: {
+        if (len - i < 6) return bad('(jumbo: trunc)');
+        if (d.u8(bp + i + 1) !== 4) return bad(`(jumbo: invalid len ${d.u8(bp + i + 1)})`);
+        const jumboLen = d.u32(bp + i + 2);
+        if (!seenJumbo) {
+          seenJumbo = true;
+          if (payloadLen === 0 && jumboLen >= 65536) jumbo = jumboLen;
+        }
+        break;
+      }
+      case 0xc9:
+        if (len - i < 18) return bad('(homeaddr: trunc)');
+        if (d.u8(bp + i + 1) < 16) return bad(`(homeaddr: invalid len ${d.u8(bp + i + 1)})`);
+        break;
+      default:
+        if (len - i < 2) return bad(`(type ${type}: trunc)`);
+    }
+  }
+  return jumbo;
+}
+
 /** ip6_print. */
 export function ip6Print(d: Dissection, off: number, length: number): void {
   d.protocol = 'ip6';
@@ -155,7 +199,7 @@ export function ip6Print(d: Dissection, off: number, length: number): void {
     d.print(`version error: ${v} != 6`);
     return;
   }
-  const payloadLen = d.u16(off + 4);
+  let payloadLen = d.u16(off + 4);
   let len: number;
   if (payloadLen !== 0) {
     len = payloadLen + 40;
@@ -171,6 +215,7 @@ export function ip6Print(d: Dissection, off: number, length: number): void {
   let fragmented = false;
   let foundExtension = false;
   let foundHbh = false;
+  let foundJumbo = false;
   let previous = 255;
   while (cp < d.snapEnd && advance > 0) {
     if (len < advance) {
@@ -194,14 +239,20 @@ export function ip6Print(d: Dissection, off: number, length: number): void {
         }
         d.protocol = 'hbhopt';
         const hbhLen = (d.u8(cp + 1) + 1) << 3;
-        d.need(cp, hbhLen);
-        d.print('HBH ');
-        // Only a Jumbo Payload option changes what follows; with a non-zero payload
-        // length tcpdump accepts the header as it is.
+        let jumbo = -1;
+        if (d.has(cp, hbhLen)) {
+          d.print('HBH ');
+          jumbo = hbhOptions(d, cp + 2, hbhLen - 2, payloadLen);
+        } else {
+          d.trunc();
+        }
+        if (jumbo > 0) payloadLen = jumbo;
         if (payloadLen === 0) {
           d.print('[No valid Jumbo Payload Hop-by-Hop option found] (invalid)');
           return;
         }
+        if (jumbo < 0) return;
+        foundJumbo = jumbo > 0;
         advance = hbhLen;
         foundExtension = true;
         foundHbh = true;
@@ -231,7 +282,16 @@ export function ip6Print(d: Dissection, off: number, length: number): void {
         break;
       }
       default:
-        if (payloadLen === 0) {
+        if (foundJumbo) {
+          len = payloadLen + 40;
+          if (len < cp - off) {
+            d.trunc();
+            return;
+          }
+          if (length < len) d.print(`truncated-ip6 - ${len - length} bytes missing!`);
+          d.snapEnd = Math.min(d.snapEnd, off + len);
+          len -= cp - off;
+        } else if (payloadLen === 0) {
           if (foundExtension) {
             d.trunc();
             return;

@@ -139,8 +139,8 @@ export function etherPrint(d: Dissection, length: number, capLen: number): void 
     return;
   }
   if (type === ETHERTYPE_JUMBO) {
-    // LLC inside a jumbo frame; tcpdump prints only a hex dump when it is not decodable.
-    llcPrint(d, off, length, capLen);
+    // LLC inside a jumbo frame: undecoded ones get the 802.3 fallback line.
+    if (!llcPrint(d, off, length, capLen)) d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
     return;
   }
   if (!ethertypePrint(d, type, off, length)) {

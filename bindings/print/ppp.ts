@@ -129,9 +129,12 @@ function pppPrint(d: Dissection, p: number, length: number): void {
 
 /** handle_ctrl_proto at default verbosity: "LCP, Conf-Request (0x01), id 1, length 16". */
 function controlPrint(d: Dissection, proto: number, p: number, length: number): void {
-  d.print(`${tok(PPP_TYPES, 'unknown ctrl-proto (0x%04x)', proto)}, `);
-  if (length < 4) return d.trunc();
-  d.need(p, 2);
+  const name = tok(PPP_TYPES, 'unknown ctrl-proto (0x%04x)', proto);
+  d.print(`${name}, `);
+  if (length < 4 || !d.has(p, 2)) {
+    d.print(`[|${name}]`); // handle_ctrl_proto's own truncation marker, without the space
+    return;
+  }
   const code = d.u8(p);
   // tcpdump prints the length as the payload's plus 2 (its own arithmetic, kept).
   d.print(`${CP_CODES[code] ?? 'Unknown Opcode'} (0x${code.toString(16).padStart(2, '0')}), id ${d.u8(p + 1)}, length ${length + 2}`);

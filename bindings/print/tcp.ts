@@ -222,8 +222,37 @@ function printOptions(d: Dissection, cp: number, hlen: number, sackBase: number)
         d.print(` ${uto}`);
         break;
       }
+      case 20: {
+        datalen = 2;
+        const r = lencheck(datalen);
+        if (r) return fail(r);
+        d.print(` cap ${d.u8(cp).toString(16).padStart(2, '0')} id ${d.u8(cp + 1)}`);
+        break;
+      }
+      case 29: {
+        datalen = len - 2;
+        if (datalen < 2) {
+          d.print(' (invalid)');
+          break;
+        }
+        let r = lencheck(1);
+        if (r) return fail(r);
+        d.print(` keyid ${d.u8(cp)}`);
+        r = lencheck(2);
+        if (r) return fail(r);
+        d.print(` rnextkeyid ${d.u8(cp + 1)}`);
+        if (datalen > 2) {
+          d.print(' mac 0x');
+          for (let i = 2; i < datalen; i++) {
+            r = lencheck(i + 1);
+            if (r) return fail(r);
+            d.print(d.u8(cp + i).toString(16).padStart(2, '0'));
+          }
+        }
+        break;
+      }
       default: {
-        // md5, scps, tcp-ao, mptcp, tfo and exp have their own formats in tcpdump;
+        // md5, mptcp, tfo and exp have their own formats in tcpdump, not ported here;
         // this is its format for an option it does not know: the data in hex.
         datalen = len - 2;
         if (datalen) d.print(' 0x');
@@ -269,11 +298,11 @@ const RTSP_CMDS = ['DESCRIBE', 'ANNOUNCE', 'GET_PARAMETER', 'OPTIONS', 'PAUSE', 
 
 /**
  * The payload printers by port, in tcpdump's order (the first port that matches either
- * end wins); null for the printers not ported here (telnet, BGP, PPTP, redis, NBT, SMB,
+ * end wins); null for the printers not ported here (BGP, PPTP, redis, NBT, SMB,
  * BEEP, OpenFlow), which print nothing after "length N" here.
  */
 const PAYLOAD_PRINTERS: readonly [readonly number[], ((d: Dissection, off: number, length: number) => void) | null][] = [
-  [[23], null],
+  [[23], telnetPrint],
   [[25], (d, off, length) => textLine(d, off, length, 'smtp', null)],
   [[43], (d, off, length) => textLine(d, off, length, 'whois', null)],
   [[179], null], [[1723], null], [[6379], null],
@@ -288,6 +317,16 @@ const PAYLOAD_PRINTERS: readonly [readonly number[], ((d: Dissection, off: numbe
 function payloadPrint(d: Dissection, off: number, length: number, sport: number, dport: number): void {
   const entry = PAYLOAD_PRINTERS.find(([ports]) => ports.includes(sport) || ports.includes(dport));
   entry?.[1]?.(d, off, length);
+}
+
+/**
+ * telnet_print: tcpdump prints the Telnet commands (IAC ...) that start a segment; they
+ * are not decoded here. What is kept is its first read, so a segment whose data was not
+ * captured ends in " [|telnet]" as in tcpdump.
+ */
+function telnetPrint(d: Dissection, p: number, length: number): void {
+  d.protocol = 'telnet';
+  if (length > 0) d.u8(p);
 }
 
 /** ssh_print: the version banner ("SSH-2.0-...") when the segment starts with one. */

@@ -80,7 +80,9 @@ function bootpPrint(d: Dissection, bp: number, length: number): void {
   d.protocol = 'bootp';
   const op = d.u8(bp);
   d.print(`BOOTP/DHCP, ${op === 1 ? 'Request' : op === 2 ? 'Reply' : `unknown (0x${op.toString(16).padStart(2, '0')})`}`);
-  if (d.u8(bp + 1) === 1 && d.u8(bp + 2) === 6 && op === 1) d.print(` from ${macString(d, bp + 28)}`);
+  const htype = d.u8(bp + 1);
+  const hlen = d.u8(bp + 2);
+  if (htype === 1 && hlen === 6 && op === 1) d.print(` from ${macString(d, bp + 28)}`);
   d.print(`, length ${length}`);
 }
 
