@@ -53,9 +53,11 @@ const BURST = 256;
 
 export async function benchDispatch(options: BenchDispatchOptions): Promise<BenchDispatchResult> {
   if (options.rules.length === 0) throw new NetpdError('EINVAL', 'the rules file has no rules (one pcap-filter expression per line)');
-  const count = countPackets(options.file);
+  const { count, linkType, byteOrder, mixed } = countPackets(options.file);
+  if (mixed) throw new NetpdError('ENOTSUP', `${options.file} has interfaces of several link types; the rules are compiled for one`);
   if (count === 0) throw new NetpdError('EINVAL', `${options.file} holds no packets`);
-  const sized = sizeForRules(options.rules, { filterType: options.filterType, burstSize: BURST });
+  // Compiled for the capture's link type, as `netpd run -r FILE` compiles them.
+  const sized = sizeForRules(options.rules, { filterType: options.filterType, burstSize: BURST, linkType, byteOrder, savefile: true });
   const arena = Arena.create({ slotSize: 2048, slotCount: count + BURST, controlBytes: options.controlBytes ?? sized.controlBytes });
   const all = arena.burstVector(count);
   const reader = PcapReader.open(options.file, { arena });
@@ -242,7 +244,8 @@ export function sizeForRules(rules: readonly Rule[], options: SizeOptions): Rule
 function isPathList(d: Description): d is readonly DpfDescription[] {
   return Array.isArray(d) && d.length > 0 && d.every(Array.isArray);
 }
-function countPackets(file: string): number {
+/** The capture's packets, and the link type and byte order its rules are compiled for. */
+function countPackets(file: string): { count: number; linkType: number; byteOrder: 'le' | 'be'; mixed: boolean } {
   const arena = Arena.create({ slotSize: 2048, slotCount: BURST });
   const vec = arena.burstVector(BURST);
   const reader = PcapReader.open(file, { arena });
@@ -255,5 +258,5 @@ function countPackets(file: string): number {
   } finally {
     reader.close();
   }
-  return total;
+  return { count: total, linkType: reader.linkType < 0 ? 1 : reader.linkType, byteOrder: reader.byteOrder, mixed: reader.mixedLinkTypes };
 }

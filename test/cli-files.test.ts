@@ -15,7 +15,7 @@ import { makeFlows, flowExpression, fiveTuple } from './support/flows.mjs';
 import { cutSample, tcpdumpOnCut } from './fixtures/cli/make-fixtures.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
-const cli = process.env.H5_CLI ?? join(root, 'dist/cli.js');
+const cli = process.env.NETPD_CLI ?? join(root, 'dist/cli.js'); // NETPD_CLI: another build of the command (one with a bug put in on purpose)
 const netpd = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20 });
 const tmp = mkdtempSync(join(tmpdir(), 'netpd-cli-files-'));
 const sample = join(root, 'samples/sample.pcap');

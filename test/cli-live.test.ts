@@ -12,7 +12,7 @@ import { createLab, type Lab } from './support/netns.mjs';
 import { liveSkipReason } from './support/live-frames.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
-const cli = process.env.H5_CLI ?? join(root, 'dist/cli.js');
+const cli = process.env.NETPD_CLI ?? join(root, 'dist/cli.js'); // NETPD_CLI: another build of the command (one with a bug put in on purpose)
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const reason = liveSkipReason('cli-live', ['ping']);
 
