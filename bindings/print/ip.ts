@@ -271,7 +271,10 @@ export function ip6Print(d: Dissection, off: number, length: number): void {
       case IPPROTO_FRAGMENT: {
         d.protocol = 'frag6';
         const fragOff = d.u16(cp + 2) & 0xfff8;
-        d.print(`frag (${fragOff}|${40 + payloadLen - (cp - off) - 8})`);
+        // tcpdump computes the fragment's size in size_t: a header that claims less than
+        // it holds wraps around 2^64.
+        const size = 40 + payloadLen - (cp - off) - 8;
+        d.print(`frag (${fragOff}|${size >= 0 ? size : (2n ** 64n + BigInt(size)).toString()})`);
         if (fragOff !== 0) return;
         d.print(' ');
         advance = 8;
