@@ -19,7 +19,17 @@
 // are, so that the optimizer can keep them inside their block as libpcap's does.
 
 import type { BpfInstruction } from '../bpf.js';
+import { NetpdError } from '../errors.js';
 import type { Cond, Leaf } from './gencode.js';
+
+/**
+ * The longest unoptimized program laid out: four times the 4,096 instructions the
+ * kernel runs (the optimizer often shrinks a long `or` chain to a few instructions,
+ * so more than 4,096 may still compile). Past it the optimizer's passes would take
+ * seconds to minutes (libpcap's take minutes: tcpdump spends over two on 18,000
+ * `tcp or`s), so the expression is refused instead.
+ */
+export const MAX_UNOPTIMIZED = 16384;
 
 interface Block {
   stmts: BpfInstruction[];
@@ -30,12 +40,30 @@ interface Block {
   jf: Block | null;
 }
 
+/**
+ * The block a condition starts with, its leaves wired to `t` and `f`. The right side of
+ * an `and`/`or` is wired first (its head is where the left side goes on); pending left
+ * sides wait on an explicit stack, since conditions nest as deep as expressions are long.
+ */
 function wire(c: Cond, t: Block, f: Block): Block {
-  switch (c.t) {
-    case 'leaf': return leafBlock(c, t, f);
-    case 'not': return wire(c.e, f, t);
-    case 'and': return wire(c.l, wire(c.r, t, f), f);
-    case 'or': return wire(c.l, t, wire(c.r, t, f));
+  const pending: { op: 'and' | 'or'; l: Cond; t: Block; f: Block }[] = [];
+  for (;;) {
+    while (c.t !== 'leaf') {
+      if (c.t === 'not') {
+        [t, f] = [f, t];
+        c = c.e;
+      } else {
+        pending.push({ op: c.t, l: c.l, t, f });
+        c = c.r;
+      }
+    }
+    const b = leafBlock(c, t, f);
+    const p = pending.pop();
+    if (!p) return b;
+    // `a and b`: a's true edge goes to b; `a or b`: a's false edge does.
+    c = p.l;
+    t = p.op === 'and' ? b : p.t;
+    f = p.op === 'and' ? p.f : b;
   }
 }
 
@@ -43,17 +71,24 @@ function leafBlock(l: Leaf, t: Block, f: Block): Block {
   return { stmts: l.stmts, jump: l.jump, k: l.k, jt: t, jf: f };
 }
 
+/** Blocks in reverse post-order, false edge explored first (an explicit stack: chains are long). */
 function order(root: Block): Block[] {
   const placed: Block[] = [];
-  const seen = new Set<Block>();
-  const visit = (b: Block | null) => {
-    if (!b || seen.has(b)) return;
-    seen.add(b);
-    visit(b.jf);
-    visit(b.jt);
-    placed.push(b);
-  };
-  visit(root);
+  const seen = new Set<Block>([root]);
+  // Each entry: a block and how many of its successors (jf, then jt) were explored.
+  const stack: { b: Block; next: number }[] = [{ b: root, next: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const succ = top.next === 0 ? top.b.jf : top.next === 1 ? top.b.jt : undefined;
+    top.next++;
+    if (succ === undefined) {
+      stack.pop();
+      placed.push(top.b);
+    } else if (succ && !seen.has(succ)) {
+      seen.add(succ);
+      stack.push({ b: succ, next: 0 });
+    }
+  }
   return placed.reverse();
 }
 
@@ -69,6 +104,11 @@ export function emitProgram(cond: Cond | null, snaplen: number): Emitted {
   const reject: Block = { stmts: [], jump: null, k: 0, jt: null, jf: null };
   if (cond === null) return { program: [{ code: 0x06, jt: 0, jf: 0, k: snaplen >>> 0 }], localJumps: new Set() };
   const blocks = order(wire(cond, accept, reject));
+  let length = 0;
+  for (const b of blocks) length += b.stmts.length + 1;
+  if (length > MAX_UNOPTIMIZED) {
+    throw new NetpdError('EFILTER', `expression too large: its unoptimized program has ${length} instructions, more than the ${MAX_UNOPTIMIZED} the compiler takes (the kernel runs at most 4096)`, { details: { instructions: length } });
+  }
   const longJt = new Set<Block>();
   const longJf = new Set<Block>();
   for (;;) {

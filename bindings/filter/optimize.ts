@@ -177,7 +177,7 @@ function dropSettledTests(root: Block): Block {
     let end = root.jt!;
     const between: Stmt[] = [];
     while (settled(end) || isGoto(end)) { // (a goto is such a test in libpcap's terms)
-      between.push(...end.stmts);
+      for (const s of end.stmts) between.push(s);
       end = end.jt!;
     }
     // `end` is reached only through this chain (anything else reaching it would come

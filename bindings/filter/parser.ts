@@ -9,6 +9,14 @@
 //  - in arithmetic, `|` binds loosest, then `&`, shifts, `+ -`, `* /`, unary minus.
 // Where the grammar's first token leaves a choice open (`(`, `not`, a number), the
 // parser tries a term first and an id second, as the LALR automaton would decide.
+//
+// Depth. The parser recurses once per level of nesting (a parenthesis, `not`, unary
+// minus, the operand of `%` or `^`, a load inside a load's index) and loops along
+// chains (`a or b or c`, `1+2+3`), so only nesting uses the stack. Past MAX_NESTING
+// levels it stops with EFILTER, as libpcap's parser stops past its stack of 10,000
+// ("memory exhausted", which tcpdump hits near 5,000 levels): the limit keeps the
+// recursion well inside a small thread stack (node --stack-size=400 parses 2,000
+// levels of every kind), and it bounds the re-reading a failed attempt costs.
 
 import { NetpdError } from '../errors.js';
 import { tokenize, type Token } from './lexer.js';
@@ -23,10 +31,15 @@ const AQUALS = new Set(['host', 'net', 'port', 'portrange']);
 
 class Backtrack extends Error {}
 
+/** The deepest nesting the parser accepts (see the essay above). */
+export const MAX_NESTING = 250;
+
 export class Parser {
   private readonly tokens: Token[];
   private i = 0;
   private readonly src: string;
+  /** Levels of nesting open at the current token. */
+  private depth = 0;
 
   constructor(src: string) {
     this.src = src;
@@ -58,6 +71,20 @@ export class Parser {
     const t = this.peek();
     const where = t.kind === 'eof' ? 'at the end of the expression' : `at "${t.text}" (column ${t.pos + 1})`;
     throw new NetpdError('EFILTER', `syntax error ${where} in "${this.src}"`, { details: { position: t.pos, token: t.text } });
+  }
+
+  /** Runs f one level of nesting deeper: EFILTER past MAX_NESTING levels. */
+  private nested<T>(f: () => T): T {
+    if (this.depth >= MAX_NESTING) {
+      const t = this.peek();
+      throw new NetpdError('EFILTER', `expression nests deeper than ${MAX_NESTING} levels at "${t.text}" (column ${t.pos + 1})`, { details: { position: t.pos, depth: MAX_NESTING } });
+    }
+    this.depth++;
+    try {
+      return f();
+    } finally {
+      this.depth--;
+    }
   }
 
   private expect(kind: Token['kind']): Token {
@@ -94,13 +121,13 @@ export class Parser {
     const t = this.peek();
     if (this.isNot()) {
       this.next();
-      const inner = this.term(q);
+      const inner = this.nested(() => this.term(q));
       return { node: { t: 'not', e: inner.node }, q: inner.q };
     }
     if (t.kind === '(') {
       const grouped = this.attempt(() => {
         this.next();
-        const e = this.expr(q);
+        const e = this.nested(() => this.expr(q));
         this.expect(')');
         return { node: e.node, q };
       });
@@ -184,14 +211,14 @@ export class Parser {
     const t = this.peek();
     if (this.isNot()) {
       this.next();
-      const inner = this.id(q);
+      const inner = this.nested(() => this.id(q));
       return { node: { t: 'not', e: inner.node }, q: inner.q };
     }
     if (t.kind === '(') {
-      const n = this.attempt(() => { this.next(); const v = this.pnum(); this.expect(')'); return v; });
+      const n = this.attempt(() => { this.next(); const v = this.nested(() => this.pnum()); this.expect(')'); return v; });
       if (n !== undefined) return { node: { t: 'id', q, v: { kind: 'num', value: n }, pos: t.pos }, q };
       this.next();
-      const inner = this.pid(q);
+      const inner = this.nested(() => this.pid(q));
       this.expect(')');
       return inner;
     }
@@ -255,7 +282,7 @@ export class Parser {
   private pnum(): number {
     if (this.peek().kind === '(') {
       this.next();
-      const v = this.pnum();
+      const v = this.nested(() => this.pnum());
       this.expect(')');
       return v;
     }
@@ -296,7 +323,7 @@ export class Parser {
     let left = this.primary();
     while (this.peek().kind === '%' || this.peek().kind === '^') {
       const op = this.next().kind as '%' | '^';
-      left = { t: 'binop', op, l: left, r: this.arith() };
+      left = { t: 'binop', op, l: left, r: this.nested(() => this.arith()) };
     }
     return left;
   }
@@ -305,20 +332,20 @@ export class Parser {
     const t = this.peek();
     if (t.kind === '-') {
       this.next();
-      return { t: 'neg', e: this.unary() };
+      return { t: 'neg', e: this.nested(() => this.unary()) };
     }
     if (t.kind === 'num') { this.next(); return { t: 'num', value: t.value as number }; }
     if (this.isKw('len')) { this.next(); return { t: 'len' }; }
     if (t.kind === '(') {
       this.next();
-      const e = this.arith();
+      const e = this.nested(() => this.arith());
       this.expect(')');
       return e;
     }
     if (t.kind === 'kw' && PNAMES.has(t.value as string) && this.peek(1).kind === '[') {
       this.next();
       this.next();
-      const index = this.arith();
+      const index = this.nested(() => this.arith());
       let size = 1;
       if (this.peek().kind === ':') {
         this.next();
