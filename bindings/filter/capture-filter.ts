@@ -1,7 +1,7 @@
 // A filter over a capture file whose interfaces may have different link types (a pcapng
 // with an Ethernet, a Linux cooked and a raw-IP interface, say). libpcap 1.10 refuses
-// such a file; Wireshark filters each packet by its own interface. netpd does the
-// latter: an expression is compiled once per link type met, when first met (most
+// such a file; Wireshark reads each packet under its own interface's link type, and so
+// does netpd here: an expression is compiled once per link type met, when first met (most
 // captures have one), and each slot is judged by the program of its interface's link
 // type (arena ifIndex -> interfaces[ifIndex].linkType). A program given as such is
 // used for every interface: it already says which link type it was written for.
