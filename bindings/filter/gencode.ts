@@ -222,11 +222,37 @@ export class CodeGen {
     return c;
   }
 
-  private node(node: Node): Cond {
+  /**
+   * The condition of a tree, primitives generated in the order written. An explicit
+   * stack, not recursion: a chain of `or`s is a tree as deep as the chain is long.
+   */
+  private node(root: Node): Cond {
+    const todo: { n: Node; built: boolean }[] = [{ n: root, built: false }];
+    const done: Cond[] = [];
+    while (todo.length > 0) {
+      const { n, built } = todo.pop()!;
+      switch (n.t) {
+        case 'and': case 'or':
+          if (!built) todo.push({ n, built: true }, { n: n.r, built: false }, { n: n.l, built: false });
+          else {
+            const r = done.pop()!;
+            const l = done.pop()!;
+            done.push(n.t === 'and' ? and(l, r) : or(l, r));
+          }
+          break;
+        case 'not':
+          if (!built) todo.push({ n, built: true }, { n: n.e, built: false });
+          else done.push(not(done.pop()!));
+          break;
+        default:
+          done.push(this.primitive(n));
+      }
+    }
+    return done[0];
+  }
+
+  private primitive(node: Exclude<Node, { t: 'and' | 'or' | 'not' }>): Cond {
     switch (node.t) {
-      case 'and': { const l = this.node(node.l); return and(l, this.node(node.r)); }
-      case 'or': { const l = this.node(node.l); return or(l, this.node(node.r)); }
-      case 'not': return not(this.node(node.e));
       case 'id': return this.genId(node.q, node.v, node.pos);
       case 'proto': return this.protoAbbrev(node.proto, node.pos);
       case 'rel': return this.relation(node.code, node.l, node.r, node.reversed);
@@ -929,31 +955,53 @@ export class CodeGen {
   }
   private freeReg(n: number): void { this.regUsed[n] = false; }
 
-  private arith(a: Arith): Value {
-    switch (a.t) {
-      case 'num': {
-        const reg = this.allocReg();
-        return { stmts: [stmt(LD | IMM, a.value), stmt(ST, reg)], reg, check: null };
+  /**
+   * The value of an arithmetic tree, operands in the order written (registers are
+   * allocated in libpcap's order). An explicit stack: `1+1+1...` is as deep as it is long.
+   */
+  private arith(root: Arith): Value {
+    const todo: { a: Arith; built: boolean }[] = [{ a: root, built: false }];
+    const done: Value[] = [];
+    while (todo.length > 0) {
+      const { a, built } = todo.pop()!;
+      switch (a.t) {
+        case 'num': {
+          const reg = this.allocReg();
+          done.push({ stmts: [stmt(LD | IMM, a.value), stmt(ST, reg)], reg, check: null });
+          break;
+        }
+        case 'len': {
+          const reg = this.allocReg();
+          done.push({ stmts: [stmt(LD | W | LEN), stmt(ST, reg)], reg, check: null });
+          break;
+        }
+        case 'neg':
+          if (!built) todo.push({ a, built: true }, { a: a.e, built: false });
+          else {
+            const v = done[done.length - 1];
+            v.stmts.push(stmt(LD | MEM, v.reg), stmt(ALU | NEG), stmt(ST, v.reg));
+          }
+          break;
+        case 'binop':
+          if (!built) todo.push({ a, built: true }, { a: a.r, built: false }, { a: a.l, built: false });
+          else {
+            const a1 = done.pop()!;
+            const a0 = done.pop()!;
+            done.push(this.binop(a.op, a0, a1));
+          }
+          break;
+        case 'load':
+          if (!built) todo.push({ a, built: true }, { a: a.index, built: false });
+          else done.push(this.loadAt(a, done.pop()!));
+          break;
       }
-      case 'len': {
-        const reg = this.allocReg();
-        return { stmts: [stmt(LD | W | LEN), stmt(ST, reg)], reg, check: null };
-      }
-      case 'neg': {
-        const v = this.arith(a.e);
-        v.stmts.push(stmt(LD | MEM, v.reg), stmt(ALU | NEG), stmt(ST, v.reg));
-        return v;
-      }
-      case 'binop': return this.binop(a);
-      case 'load': return this.loadAt(a);
     }
+    return done[0];
   }
 
-  private binop(a: Arith & { t: 'binop' }): Value {
+  private binop(op: (Arith & { t: 'binop' })['op'], a0: Value, a1: Value): Value {
     const codes = { '+': ADD, '-': SUB, '*': MUL, '/': DIV, '%': MOD, '&': AND, '|': OR, '^': XOR, '<<': LSH, '>>': RSH };
-    const code = codes[a.op];
-    const a0 = this.arith(a.l);
-    const a1 = this.arith(a.r);
+    const code = codes[op];
     // libpcap looks only at the first statement of the right operand's code: an
     // operand that starts by loading the constant 0 (as `ip[0]` does, for its index)
     // counts as zero. netpd refuses the same expressions.
@@ -961,7 +1009,8 @@ export class CodeGen {
     if (imm === 0 && code === DIV) throw filterError('division by zero');
     if (imm === 0 && code === MOD) throw filterError('modulus by zero');
     if (imm !== null && imm > 31 && (code === LSH || code === RSH)) throw filterError('shift by more than 31 bits');
-    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg), stmt(ALU | SRC_X | code)];
+    const stmts = append(a0.stmts, a1.stmts);
+    stmts.push(stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg), stmt(ALU | SRC_X | code));
     this.freeReg(a0.reg);
     this.freeReg(a1.reg);
     const reg = this.allocReg();
@@ -970,9 +1019,9 @@ export class CodeGen {
     return { stmts, reg, check: a0.check };
   }
 
-  private loadAt(a: Arith & { t: 'load' }): Value {
+  /** A load at the index `inst` computed (gen_load). */
+  private loadAt(a: Arith & { t: 'load' }, inst: Value): Value {
     const size = a.size === 1 ? B : a.size === 2 ? H : a.size === 4 ? W : -1;
-    const inst = this.arith(a.index);
     if (size < 0) throw filterError('data size must be 1, 2, or 4', a.pos);
     const reg = this.allocReg();
     this.freeReg(inst.reg);
@@ -980,16 +1029,16 @@ export class CodeGen {
     let check = inst.check;
     switch (a.proto) {
       case 'link':
-        stmts.push(...this.indexX(this.offLinkhdr, inst.reg), stmt(LD | IND | size, this.offLinkhdr.c));
+        append(stmts, this.indexX(this.offLinkhdr, inst.reg)).push(stmt(LD | IND | size, this.offLinkhdr.c));
         break;
       case 'ip': case 'arp': case 'rarp': case 'atalk': case 'decnet': case 'sca': case 'lat': case 'moprc': case 'mopdl': case 'ip6': {
-        stmts.push(...this.indexX(this.offLinkpl, inst.reg), stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
+        append(stmts, this.indexX(this.offLinkpl, inst.reg)).push(stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
         const b = this.protoAbbrev(a.proto, a.pos);
         check = check ? and(check, b) : b;
         break;
       }
       case 'sctp': case 'tcp': case 'udp': case 'icmp': case 'igmp': case 'igrp': case 'pim': case 'vrrp': case 'carp': {
-        stmts.push(...this.loadxIpHdrLen(), stmt(LD | MEM, inst.reg), stmt(ALU | ADD | SRC_X), stmt(TAX), stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
+        append(stmts, this.loadxIpHdrLen()).push(stmt(LD | MEM, inst.reg), stmt(ALU | ADD | SRC_X), stmt(TAX), stmt(LD | IND | size, this.offLinkpl.c + this.offNl));
         let b = and(this.protoAbbrev(a.proto, a.pos), this.ipfrag());
         if (check) b = and(check, b);
         check = and(this.protoAbbrev('ip', a.pos), b);
@@ -999,7 +1048,7 @@ export class CodeGen {
         let b = this.protoAbbrev('ip6', a.pos);
         if (check) b = and(check, b);
         check = and(b, this.cmp('linkpl', 6, B, IPPROTO.ICMPV6));
-        stmts.push(...this.indexX(this.offLinkpl, inst.reg), stmt(LD | IND | size, this.offLinkpl.c + this.offNl + 40));
+        append(stmts, this.indexX(this.offLinkpl, inst.reg)).push(stmt(LD | IND | size, this.offLinkpl.c + this.offNl + 40));
         break;
       }
       default:
@@ -1012,7 +1061,8 @@ export class CodeGen {
   private relation(code: 'jgt' | 'jge' | 'jeq', l: Arith, r: Arith, reversed: boolean): Cond {
     const a0 = this.arith(l);
     const a1 = this.arith(r);
-    const stmts = [...a0.stmts, ...a1.stmts, stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg)];
+    const stmts = append(a0.stmts, a1.stmts);
+    stmts.push(stmt(LDX | MEM, a1.reg), stmt(LD | MEM, a0.reg));
     let b: Cond;
     if (code === 'jeq') {
       stmts.push(stmt(ALU | SUB | SRC_X));
