@@ -30,7 +30,9 @@ export {
 } from './bpf.js';
 export { PcapReader, PcapWriter } from './pcap/index.js';
 export type { BurstOptions, PcapReaderOptions } from './pcap/reader.js';
-export { compileFilter, type CompileOptions } from './filter/compile.js';
+export { compileFilter, linkTypeName, linkTypeValue, type CompileOptions } from './filter/compile.js';
+export { CaptureFilter, type CaptureFilterOptions } from './filter/capture-filter.js';
+export { formatPacket, PacketPrinter, type PrintOptions } from './print/index.js';
 export type { DpfDescription, DpfAtom, DpfCompare, DpfShift, DpfShiftSpec } from './dpf/description.js';
 export {
   AfPacketSource, type AfPacketEvents, type AfPacketOptions, type AfPacketStats, type FanoutOptions, type FanoutMode, type NetInterface,
