@@ -18,6 +18,9 @@ export type NetpdErrorCode =
   | 'ENOTSUP'    // not supported on this system
   | 'EOWNER'     // an owner's netio or a source's onBurst callback threw (what it threw is err.cause)
   | 'ECLOSED'    // a method was called on a dispatcher, reader or source after close()
+  | 'ENOENT'     // a file to read, or the directory of a file to write, does not exist
+  | 'EISDIR'     // a path names a directory where a file was expected
+  | 'EACCES'     // the operating system refused access to a file (EACCES or EPERM)
   | 'EIO';       // an operating-system I/O error
 
 export interface NetpdErrorOptions {
@@ -35,4 +38,22 @@ export class NetpdError extends Error {
     this.code = code;
     this.details = options.details ?? {};
   }
+}
+
+/** The file system errors netpd names by their own code (any other is EIO). */
+const FILE_ERRORS: Readonly<Record<string, readonly [NetpdErrorCode, string]>> = {
+  ENOENT: ['ENOENT', 'no such file or directory'],
+  EISDIR: ['EISDIR', 'it is a directory'],
+  EACCES: ['EACCES', 'permission denied'],
+  EPERM: ['EACCES', 'operation not permitted'],
+};
+
+/**
+ * An operating-system error on the file `path` as a NetpdError naming it: ENOENT,
+ * EISDIR, EACCES (EPERM too), else EIO. `doing` says what failed ("open", "create").
+ */
+export function fileError(cause: unknown, path: string, doing: string): NetpdError {
+  const known = FILE_ERRORS[(cause as NodeJS.ErrnoException | null)?.code ?? ''];
+  const [code, reason] = known ?? ['EIO', (cause as Error).message];
+  return new NetpdError(code, `cannot ${doing} ${path}: ${reason}`, { cause, details: { path } });
 }

@@ -393,13 +393,13 @@ describe('damaged files raise EPCAP naming the problem and the byte offset', () 
     r.close();
   });
 
-  it('misuse is EINVAL and a missing file is EIO', () => {
+  it('misuse is EINVAL and a missing file is ENOENT', () => {
     const r = PcapReader.open(fixturePath('small.pcap'));
     expect(errorOf(() => r.readBurst(new Uint32Array(4), 4)).code).toBe('EINVAL');
     r.close();
     r.close();
     expect(errorOf(() => r.next()).code).toBe('EINVAL');
-    expect(errorOf(() => PcapReader.open(join(dir, 'missing.pcap'))).code).toBe('EIO');
+    expect(errorOf(() => PcapReader.open(join(dir, 'missing.pcap'))).code).toBe('ENOENT');
     expect(errorOf(() => PcapReader.open(fixturePath('small.pcap'), { chunkSize: 3 })).code).toBe('EINVAL');
   });
 });

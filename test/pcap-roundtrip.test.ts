@@ -171,6 +171,6 @@ describe('PcapWriter edge cases', () => {
     for (const opts of [{ linkType: -1 }, { linkType: 70000 }, { snaplen: 0 }, { bufferSize: 8 }]) {
       expect(() => PcapWriter.create(join(dir, 'never.pcap'), opts)).toThrow(NetpdError);
     }
-    expect(() => PcapWriter.create(join(dir, 'no/such/dir/x.pcap'))).toThrow(/EIO/);
+    expect(() => PcapWriter.create(join(dir, 'no/such/dir/x.pcap'))).toThrow(/ENOENT/);
   });
 });

@@ -50,7 +50,7 @@ import { divmod64, remainder } from '../u64.js';
 
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 import type { Arena } from '../arena.js';
-import { NetpdError } from '../errors.js';
+import { NetpdError, fileError } from '../errors.js';
 import { checkAborted } from '../events.js';
 import { PacketBatch } from '../packet.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -210,14 +210,16 @@ export class PcapReader {
   /**
    * Opens a capture file and reads its header (for pcapng: the first Section Header
    * Block and the blocks before the first packet). Throws NetpdError EPCAP when the file
-   * is not a capture file or its header is damaged, EIO when it cannot be opened.
+   * is not a capture file or its header is damaged, ENOENT when it does not exist,
+   * EISDIR when it is a directory, EACCES when permission is denied, EIO for any
+   * other failure to open or read it (each naming the path).
    */
   static open(path: string, options: PcapReaderOptions = {}): PcapReader {
     let fd: number;
     try {
       fd = openSync(path, 'r');
     } catch (cause) {
-      throw new NetpdError('EIO', `cannot open ${path}: ${(cause as Error).message}`, { cause });
+      throw fileError(cause, path, 'open');
     }
     try {
       return new PcapReader(path, fd, options);
@@ -922,7 +924,8 @@ export class PcapReader {
           Atomics.wait(PAUSE, 0, 0, 1);
           continue;
         }
-        throw new NetpdError('EIO', `cannot read ${this.path}: ${(cause as Error).message}`, { cause });
+        // (A directory opens, and fails here, at the header, with EISDIR.)
+        throw fileError(cause, this.path, 'read');
       }
     }
   }
@@ -942,7 +945,7 @@ export class PcapReader {
   }
 
   private bad(problem: string, offset: number): NetpdError {
-    return new NetpdError('EPCAP', `${problem} at byte ${offset} of ${this.path}`);
+    return new NetpdError('EPCAP', `${problem} at byte ${offset} of ${this.path}`, { details: { offset, path: this.path } });
   }
 }
 

@@ -15,11 +15,12 @@
 // kept), as a capture with that snaplen would have. Timestamps must fit the format (whole
 // seconds 0..2^32-1); anything else is an EINVAL naming the packet, raised before that
 // packet is buffered, so the file holds only whole records. Nothing reaches the disk
-// before flush()/close() or a full buffer. I/O failures raise EIO.
+// before flush()/close() or a full buffer. A path that cannot be created raises ENOENT
+// (no such directory), EISDIR (a directory) or EACCES; other I/O failures raise EIO.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Arena } from '../arena.js';
-import { NetpdError } from '../errors.js';
+import { NetpdError, fileError } from '../errors.js';
 import {
   LINKTYPE_ETHERNET, MAX_CAPLEN_STANDARD, PCAP_FILE_HEADER_LEN, PCAP_MAGIC_NSEC, PCAP_MAGIC_USEC, PCAP_RECORD_HEADER_LEN,
 } from './format.js';
@@ -62,7 +63,7 @@ export class PcapWriter {
   private viewOf: ArrayBufferLike | null = null;
   private view: Buffer | null = null;
 
-  /** Creates (or truncates) `path` and buffers the file header. Throws EINVAL, EIO. */
+  /** Creates (or truncates) `path` and buffers the file header. Throws EINVAL, ENOENT, EISDIR, EACCES, EIO. */
   static create(path: string, options: PcapWriterOptions = {}): PcapWriter {
     const linkType = options.linkType ?? LINKTYPE_ETHERNET;
     const snaplen = options.snaplen ?? MAX_CAPLEN_STANDARD;
@@ -80,7 +81,7 @@ export class PcapWriter {
     try {
       fd = openSync(path, 'w');
     } catch (cause) {
-      throw new NetpdError('EIO', `cannot create ${path}: ${(cause as Error).message}`, { cause });
+      throw fileError(cause, path, 'create');
     }
     return new PcapWriter(path, fd, linkType, snaplen, options.nanosecond ?? false, bufferSize);
   }
