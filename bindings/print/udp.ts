@@ -1,9 +1,9 @@
 // UDP (print-udp.c, udp_print) at default verbosity.
 //
 // tcpdump hands the payload of several dozen well-known ports to their own printers.
-// Here DNS (53), mDNS (5353), BOOTP/DHCP (67, 68) and NTP (123) are decoded as tcpdump does; a datagram on
-// any other port prints "UDP, length N", which is tcpdump's line for ports it has no
-// printer for. On the ports tcpdump decodes and netpd does not (DHCP, SNMP, syslog,
+// Here DNS (53), mDNS (5353), BOOTP/DHCP (67, 68), NTP (123) and DHCPv6 (546, 547) are
+// decoded as tcpdump does; a datagram on any other port prints "UDP, length N", which is
+// tcpdump's line for ports it has no printer for. On the ports tcpdump decodes and netpd does not (SNMP, syslog, RIP,
 // VXLAN, Geneve, ...), the lines differ after the ports (test/print.test.ts counts them).
 
 import { Dissection, macString } from './dissection.js';
@@ -59,20 +59,53 @@ export function udpPrint(d: Dissection, off: number, length: number, ip: IpHeade
     return;
   }
   addresses(d, ip, sport, dport);
-  const port = (p: number): boolean => sport === p || dport === p;
-  if (port(53)) {
-    domainPrint(d, cp, length, false, false);
-  } else if (port(5353)) {
-    domainPrint(d, cp, length, false, true);
-  } else if ((port(67) || port(68)) && !port(525) && !port(69)) {
-    bootpPrint(d, cp, length);
-  } else if (port(123) && !tcpdumpDecodesBefore(sport, dport)) {
-    d.protocol = 'ntp';
-    const status = d.u8(cp);
-    d.print(`NTPv${(status >> 3) & 7}, ${NTP_MODES[status & 7]}, length ${length}`);
-  } else {
-    d.print(ulen > length && !fragmented ? `UDP, bad length ${ulen} > ${length}` : `UDP, length ${ulen}`);
+  const entry = PAYLOAD_PRINTERS.find(([match]) => match(sport, dport));
+  if (entry?.[1]) {
+    entry[1](d, cp, length);
+    return;
   }
+  d.print(ulen > length && !fragmented ? `UDP, bad length ${ulen} > ${length}` : `UDP, length ${ulen}`);
+}
+
+type PortMatch = (sport: number, dport: number) => boolean;
+const either = (...ports: number[]): PortMatch => (sport, dport) => ports.includes(sport) || ports.includes(dport);
+
+/**
+ * The payload printers by port in tcpdump's order, up to DHCPv6 (the first match wins);
+ * null for the printers not ported here (timed, TFTP, RIP, AODV, ISAKMP, SNMP, Kerberos,
+ * L2TP, VAT, Zephyr, RX, RIPng), whose datagrams print "UDP, length N".
+ */
+const PAYLOAD_PRINTERS: readonly [PortMatch, ((d: Dissection, off: number, length: number) => void) | null][] = [
+  [either(53), (d, off, length) => domainPrint(d, off, length, false, false)],
+  [either(5353), (d, off, length) => domainPrint(d, off, length, false, true)],
+  [either(525), null], [either(69), null],
+  [either(67, 68), bootpPrint],
+  [either(520), null], [either(654), null], [either(500), null], [either(4500), null], [either(7500, 8500), null],
+  [either(161, 162), null],
+  [either(123), ntpPrint],
+  [either(88, 750), null], [either(1701), null], [(_s, dport) => dport === 3456, null], [either(2103, 2104), null],
+  [(sport, dport) => (sport >= 7000 && sport <= 7009) || (dport >= 7000 && dport <= 7009), null],
+  [either(521), null],
+  [either(546, 547), dhcp6Print],
+];
+
+/** ntp_print at default verbosity. */
+function ntpPrint(d: Dissection, bp: number, length: number): void {
+  d.protocol = 'ntp';
+  const status = d.u8(bp);
+  d.print(`NTPv${(status >> 3) & 7}, ${NTP_MODES[status & 7]}, length ${length}`);
+}
+
+const DHCP6_TYPES = ['', 'solicit', 'advertise', 'request', 'confirm', 'renew', 'rebind', 'reply', 'release',
+  'decline', 'reconfigure', 'inf-req', 'relay-fwd', 'relay-reply', 'leasequery', 'leasequery-reply'];
+
+/** dhcp6_print at default verbosity: the message type. */
+function dhcp6Print(d: Dissection, bp: number): void {
+  d.protocol = 'dhcp6';
+  d.print('dhcp6');
+  d.need(bp, 4);
+  const type = d.u8(bp);
+  d.print(` ${DHCP6_TYPES[type] || `msgtype-${type}`}`);
 }
 
 /** bootp_print at default verbosity: the operation, the client's MAC on an Ethernet request. */
@@ -84,9 +117,4 @@ function bootpPrint(d: Dissection, bp: number, length: number): void {
   const hlen = d.u8(bp + 2);
   if (htype === 1 && hlen === 6 && op === 1) d.print(` from ${macString(d, bp + 28)}`);
   d.print(`, length ${length}`);
-}
-
-/** The ports tcpdump checks before NTP's 123 (timed, TFTP, BOOTP, RIP, AODV, ISAKMP, SNMP). */
-function tcpdumpDecodesBefore(sport: number, dport: number): boolean {
-  return [525, 69, 67, 68, 520, 654, 500, 4500, 7500, 8500, 161, 162].some((p) => sport === p || dport === p);
 }
