@@ -156,6 +156,20 @@ export function ip6String(d: Dissection, off: number): string {
   return s;
 }
 
+/** fn_print_char: printable ASCII as is, others as M-x / ^x. */
+export function printableChar(c: number): string {
+  let s = '';
+  if (c > 0x7f) {
+    c &= 0x7f;
+    s += 'M-';
+  }
+  if (c < 0x20 || c === 0x7f) {
+    c ^= 0x40;
+    s += '^';
+  }
+  return s + String.fromCharCode(c);
+}
+
 /** tok2str: the name of `v` in `table`, else `fallback` with %u/%x/%04x filled in. */
 export function tok(table: ReadonlyMap<number, string>, fallback: string, v: number): string {
   const name = table.get(v);

@@ -7,7 +7,7 @@
 // Names are printed as fqdn_print does: labels joined by '.', compression pointers
 // followed only backwards, non-printable bytes escaped as M-x and ^x.
 
-import { Dissection, ip6String, ipString, tok } from './dissection.js';
+import { Dissection, ip6String, ipString, printableChar, tok } from './dissection.js';
 
 const OPS = [
   '', ' inv_q', ' stat', ' op3', ' notify', ' update', ' op6', ' op7',
@@ -32,20 +32,6 @@ const TYPES: ReadonlyMap<number, string> = new Map([
 const CLASSES: ReadonlyMap<number, string> = new Map([[1, 'IN'], [3, 'CHAOS'], [4, 'HS'], [255, 'ANY']]);
 const T_OPT = 41;
 const MAXCDNAME = 255;
-
-/** fn_print_char: printable ASCII as is, others as M-x / ^x. */
-function printableChar(c: number): string {
-  let s = '';
-  if (c > 0x7f) {
-    c &= 0x7f;
-    s += 'M-';
-  }
-  if (c < 0x20 || c === 0x7f) {
-    c ^= 0x40;
-    s += '^';
-  }
-  return s + String.fromCharCode(c);
-}
 
 /** nd_printn: up to n characters, stopping at the end of the capture; false when cut short. */
 function printn(d: Dissection, cp: number, n: number): boolean {

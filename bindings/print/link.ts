@@ -6,13 +6,14 @@
 // prints the interface (by the local name of its index, as tcpdump does with
 // if_indextoname) and the packet type; NULL/LOOP and RAW print nothing of theirs.
 //
-// The ethertypes tcpdump decodes but this printer does not (LLDP, 802.3/LLC
+// The ethertypes tcpdump decodes but this printer does not (802.3/LLC
 // frames, IPX, AppleTalk, ...) are printed in the form of the undecodable-ethertype line;
 // test/print.test.ts counts them as known differences.
 
 import { arpPrint } from './arp.js';
 import { Dissection, macString, tok } from './dissection.js';
 import { ip6Print, ipPrint, ipNPrint } from './ip.js';
+import { lldpPrint } from './lldp.js';
 import { mplsPrint } from './mpls.js';
 import { pppoePrint } from './ppp.js';
 import { stpPrint } from './stp.js';
@@ -22,6 +23,7 @@ const ETHERTYPE_ARP = 0x0806;
 const ETHERTYPE_REVARP = 0x8035;
 const ETHERTYPE_IPV6 = 0x86dd;
 const ETHERTYPE_MPLS = 0x8847;
+const ETHERTYPE_LLDP = 0x88cc;
 const ETHERTYPE_PPPOED = 0x8863;
 const ETHERTYPE_PPPOES = 0x8864;
 const ETHERTYPE_PPPOED2 = 0x3c12;
@@ -63,6 +65,7 @@ function ethertypePrint(d: Dissection, type: number, off: number, length: number
     case ETHERTYPE_REVARP: arpPrint(d, off, length); return true;
     case ETHERTYPE_MPLS:
     case ETHERTYPE_MPLS_MULTI: mplsPrint(d, off, length); return true;
+    case ETHERTYPE_LLDP: lldpPrint(d, off, length); return true;
     case ETHERTYPE_PPPOED: case ETHERTYPE_PPPOES: case ETHERTYPE_PPPOED2: case ETHERTYPE_PPPOES2:
       pppoePrint(d, off, length);
       return true;
