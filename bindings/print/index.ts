@@ -128,7 +128,7 @@ export class PacketPrinter {
     const d = new Dissection(bytes, capLen, this.flows, this.ifName);
     try {
       switch (linkType) {
-        case 1: etherPrint(d, wireLen, capLen); break;
+        case 1: etherPrint(d, 0, wireLen, capLen); break;
         case 113: sllPrint(d, wireLen, capLen, false); break;
         case 276: sllPrint(d, wireLen, capLen, true); break;
         case 0: case 108: nullPrint(d, wireLen); break;

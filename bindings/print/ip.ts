@@ -6,10 +6,11 @@
 // addresses themselves (joined with their ports); every other protocol gets
 // "src > dst: " here first. IPv6 walks the hop-by-hop, destination-options and fragment
 // headers; the routing and mobility headers, and the IP protocols other than TCP, UDP,
-// ICMP, ICMPv6, IP-in-IP and "no next header", are not decoded (tcpdump decodes many
+// ICMP, ICMPv6, IGMP, GRE, IP-in-IP and "no next header", are not decoded (tcpdump decodes many
 // more; their lines differ, see test/print.test.ts).
 
 import { Dissection, ip6String, ipString } from './dissection.js';
+import { grePrint } from './gre.js';
 import { icmp6Print, icmpPrint } from './icmp.js';
 import { igmpPrint } from './igmp.js';
 import { tcpPrint } from './tcp.js';
@@ -19,6 +20,7 @@ export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 const IPPROTO_ICMP = 1;
 const IPPROTO_IGMP = 2;
+const IPPROTO_GRE = 47;
 const IPPROTO_IPV4 = 4;
 const IPPROTO_IPV6 = 41;
 const IPPROTO_ICMPV6 = 58;
@@ -123,11 +125,12 @@ function demuxPrint(d: Dissection, off: number, length: number, ip: IpHeader, fr
     case IPPROTO_IGMP:
       if (!requires(4) || igmpPrint(d, off, length)) return;
       break;
+    case IPPROTO_GRE: if (grePrint(d, off, length)) return; break;
     case IPPROTO_IPV4: ipPrint(d, off, length); return;
     case IPPROTO_IPV6: ip6Print(d, off, length); return;
     case IPPROTO_NONE: d.print('no next header'); return;
   }
-  // tcpdump decodes many others (GRE, OSPF, SCTP, ESP, AH, PIM, VRRP, ...); this is its
+  // tcpdump decodes many others (OSPF, SCTP, ESP, AH, PIM, VRRP, ...); this is its
   // line for a protocol it has no printer for. SCTP and DCCP print the addresses
   // themselves in tcpdump, so the IP layer did not.
   if ((nh === IPPROTO_SCTP || nh === IPPROTO_DCCP) && ip.headerProto === nh) {

@@ -57,7 +57,7 @@ export const ETHERTYPE_NAMES: ReadonlyMap<number, string> = new Map([
  * for an ethertype tcpdump would not decode either (its caller prints the fallback line).
  * Ethertypes tcpdump decodes and netpd does not also return false.
  */
-function ethertypePrint(d: Dissection, type: number, off: number, length: number): boolean {
+export function ethertypePrint(d: Dissection, type: number, off: number, length: number): boolean {
   switch (type) {
     case ETHERTYPE_IP: ipPrint(d, off, length); return true;
     case ETHERTYPE_IPV6: ip6Print(d, off, length); return true;
@@ -110,14 +110,23 @@ function etherTypeString(type: number): string {
 }
 
 /** ether_if_print / ether_common_print without -e. */
-export function etherPrint(d: Dissection, length: number, capLen: number): void {
+/**
+ * ether_print without -e: the frame at `p` (0 for the link layer; a tunnel's inner frame
+ * otherwise), `length` bytes on the wire of which `capLen` were captured.
+ */
+export function etherPrint(d: Dissection, p: number, length: number, capLen: number): void {
   d.protocol = 'ether';
+  if (length < capLen) {
+    d.print(`[length ${length} < caplen ${capLen}] (invalid)`);
+    return;
+  }
   if (capLen < 14) {
     d.trunc();
     return;
   }
   const origLength = length;
-  let off = 12;
+  const addresses = (): string => `${macString(d, p + 6)} > ${macString(d, p)}`;
+  let off = p + 12;
   length -= 12;
   capLen -= 12;
   let type = d.u16(off);
@@ -137,17 +146,17 @@ export function etherPrint(d: Dissection, length: number, capLen: number): void 
       if (capLen > length) capLen = length;
     }
     d.pushSnap(off, length);
-    if (!llcPrint(d, off, length, capLen)) d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
+    if (!llcPrint(d, off, length, capLen)) d.print(`${addresses()} 802.3, length ${length}: `);
     d.popSnap();
     return;
   }
   if (type === ETHERTYPE_JUMBO) {
     // LLC inside a jumbo frame: undecoded ones get the 802.3 fallback line.
-    if (!llcPrint(d, off, length, capLen)) d.print(`${macString(d, 6)} > ${macString(d, 0)} 802.3, length ${length}: `);
+    if (!llcPrint(d, off, length, capLen)) d.print(`${addresses()} 802.3, length ${length}: `);
     return;
   }
   if (!ethertypePrint(d, type, off, length)) {
-    d.print(`${macString(d, 6)} > ${macString(d, 0)}, ${etherTypeString(type)}, length ${origLength}: `);
+    d.print(`${addresses()}, ${etherTypeString(type)}, length ${origLength}: `);
   }
 }
 
