@@ -130,7 +130,7 @@ export function tcpPrint(d: Dissection, off: number, length: number, ip: IpHeade
   if (flags & TH_ACK) d.print(`, ack ${ack}`);
   d.print(`, win ${win}`);
   if (flags & TH_URG) d.print(`, urg ${urp}`);
-  if (hlen > 20 && !printOptions(d, off + 20, hlen - 20, rev ? thseq : thack)) return;
+  if (hlen > 20 && !printOptions(d, off + 20, hlen - 20, rev ? thseq : thack, off + hlen + length)) return;
   d.print(`, length ${length}`);
   if (length === 0) return;
   const headerLen = (d.u8(off + 12) >> 4) * 4;
@@ -146,7 +146,7 @@ export function tcpPrint(d: Dissection, off: number, length: number, ip: IpHeade
  * The ", options [...]" part; false when tcpdump stops the line inside it (a bad or
  * truncated option), after printing what it prints there.
  */
-function printOptions(d: Dissection, cp: number, hlen: number, sackBase: number): boolean {
+function printOptions(d: Dissection, cp: number, hlen: number, sackBase: number, payloadEnd: number): boolean {
   d.print(', options [');
   let sep = '';
   while (hlen > 0) {
@@ -222,6 +222,15 @@ function printOptions(d: Dissection, cp: number, hlen: number, sackBase: number)
         d.print(` ${uto}`);
         break;
       }
+      case 19: {
+        // TCP-MD5: tcpdump (built with OpenSSL) cannot check it without -M and says why.
+        datalen = 16;
+        const r = lencheck(datalen);
+        if (r) return fail(r);
+        d.print(payloadEnd > d.snapEnd ? ' snaplen too short, ' : ' shared secret not supplied with -M, ');
+        d.print(`can't check - ${hexBytes(d.bytes, cp, 16)}`);
+        break;
+      }
       case 20: {
         datalen = 2;
         const r = lencheck(datalen);
@@ -252,7 +261,7 @@ function printOptions(d: Dissection, cp: number, hlen: number, sackBase: number)
         break;
       }
       default: {
-        // md5, mptcp, tfo and exp have their own formats in tcpdump, not ported here;
+        // mptcp, tfo and exp have their own formats in tcpdump, not ported here;
         // this is its format for an option it does not know: the data in hex.
         datalen = len - 2;
         if (datalen) d.print(' 0x');

@@ -116,7 +116,9 @@ function dhcp6Print(d: Dissection, bp: number): void {
   d.print(` ${DHCP6_TYPES[type] || `msgtype-${type}`}`);
 }
 
-const GENEVE_FLAGS: readonly [number, string][] = [[0x80, 'O'], [0x40, 'C'], [0x20, 'R1'], [0x10, 'R2'], [0x08, 'R3']];
+const GENEVE_FLAGS: readonly [number, string][] = [
+  [0x80, 'O'], [0x40, 'C'], [0x20, 'R1'], [0x10, 'R2'], [0x08, 'R3'], [0x04, 'R4'], [0x02, 'R5'], [0x01, 'R6'],
+];
 
 /** geneve_print at default verbosity: flags, VNI, the options' size, then the packet inside. */
 function genevePrint(d: Dissection, bp: number, len: number): void {
