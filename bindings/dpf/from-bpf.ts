@@ -403,8 +403,36 @@ class Translation {
     if (++this.paths > BPF_MAX_PATHS) throw refuse(`the program has more than ${BPF_MAX_PATHS} paths to follow`, pc);
   }
 
-  /** Follows every path from `pc`, turning each accepting one into descriptions. */
+  /**
+   * Follows every path from `pc`, turning each accepting one into descriptions. Depth
+   * first, the true edge before the false one, with the edges still to take on an
+   * explicit stack: a path may pass thousands of jumps.
+   */
   walk(pc: number, path: Path): void {
+    const edges: { from: number; path: Path; cond: Edge; other: number; to: number }[] = [];
+    let at: { pc: number; path: Path } | undefined = { pc, path };
+    for (;;) {
+      if (at) {
+        const fork = this.follow(at.pc, at.path);
+        if (fork) for (let e = 1; e >= 0; e--) edges.push({ from: fork.from, path: fork.path, cond: fork.conds[e], other: fork.targets[1 - e], to: fork.targets[e] });
+      }
+      const edge = edges.pop();
+      if (!edge) return;
+      at = undefined;
+      const { from, path: p, cond } = edge;
+      if ('never' in cond) continue;
+      const branch: Path = { regs: p.regs, compares: p.compares.slice(), residuals: p.residuals.slice(), needs: p.needs.slice(), visited: p.visited.slice() };
+      if (cond.residual) branch.residuals.push({ pc: from, other: edge.other, regs: p.regs, ...cond.residual });
+      if (cond.compare && !addCompare(branch, cond.compare)) {
+        this.leaf(from);
+        continue;
+      }
+      at = { pc: edge.to, path: branch };
+    }
+  }
+
+  /** Runs one path from `pc` to its return (then null) or to its next conditional jump (its two edges). */
+  private follow(pc: number, path: Path): { from: number; path: Path; conds: readonly Edge[]; targets: number[] } | null {
     for (; ; pc++) {
       const { code, jt, jf, k } = this.program[pc];
       const regs = path.regs;
@@ -414,24 +442,19 @@ class Translation {
         const v = returned(code, k, regs);
         if (v.kind !== 'const') throw refuse('a return value computed from the packet (ret a) cannot be expressed in DPF', pc);
         if (v.k !== 0) this.accept(path, pc);
-        return;
+        return null;
       }
       if ((code & 7) === 5) {
         if ((code & 0xf0) === 0) { pc += k; continue; }
         const edges = jumpEdges(code & 0xf0, regs.A, (code & 8) !== 0 ? regs.X : { kind: 'const', k }, path.compares);
         const conds: readonly Edge[] = typeof edges === 'string' ? [{ residual: { why: edges } }, { residual: { why: edges } }] : edges;
-        const targets = [pc + 1 + jt, pc + 1 + jf];
-        conds.forEach((cond, e) => {
-          if ('never' in cond) return;
-          const branch: Path = { regs, compares: path.compares.slice(), residuals: path.residuals.slice(), needs: path.needs.slice(), visited: path.visited.slice() };
-          if (cond.residual) branch.residuals.push({ pc, other: targets[1 - e], regs, ...cond.residual });
-          if (cond.compare && !addCompare(branch, cond.compare)) return this.leaf(pc);
-          this.walk(targets[e], branch);
-        });
-        return;
+        return { from: pc, path, conds, targets: [pc + 1 + jt, pc + 1 + jf] };
       }
       const step = execute(this.program, pc, regs);
-      if (step.rejects) return this.leaf(pc);
+      if (step.rejects) {
+        this.leaf(pc);
+        return null;
+      }
       if (step.need) path.needs.push({ ...step.need, pc });
       if (step.stuck) path.residuals.push({ pc, why: step.stuck, other: NOWHERE, regs });
       path.regs = step.regs;
@@ -440,9 +463,24 @@ class Translation {
 
   /**
    * True when every packet that satisfies `compares` and whose loads stay within `reach`
-   * is accepted by the program from `pc` with registers `regs`.
+   * is accepted by the program from `pc` with registers `regs`. Depth first, the true
+   * edge before the false one, on an explicit stack; stops at the first way that does not accept.
    */
   private acceptsAll(pc: number, regs: Regs, compares: Compare[], reach: (base: number) => number): boolean {
+    const todo: { pc: number; regs: Regs; compares: Compare[] }[] = [{ pc, regs, compares }];
+    for (let way = todo.pop(); way; way = todo.pop()) {
+      if (!this.acceptsUntilFork(way, reach, todo)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * acceptsAll along one way to its return (false if it does not accept) or its next
+   * conditional jump, whose feasible edges go on `todo` (the true edge on top).
+   */
+  private acceptsUntilFork(way: { pc: number; regs: Regs; compares: Compare[] }, reach: (base: number) => number, todo: { pc: number; regs: Regs; compares: Compare[] }[]): boolean {
+    let { pc, regs } = way;
+    const { compares } = way;
     for (; ; pc++) {
       const { code, jt, jf, k } = this.program[pc];
       if ((code & 7) === 6) {
@@ -455,10 +493,12 @@ class Translation {
         const edges = jumpEdges(code & 0xf0, regs.A, (code & 8) !== 0 ? regs.X : { kind: 'const', k }, compares);
         const conds: readonly Edge[] = typeof edges === 'string' ? [ALWAYS, ALWAYS] : edges;
         const targets = [pc + 1 + jt, pc + 1 + jf];
-        return conds.every((cond, e) => {
-          if ('never' in cond) return true;
-          return this.acceptsAll(targets[e], regs, cond.compare ? [...compares, cond.compare] : compares, reach);
-        });
+        for (let e = 1; e >= 0; e--) {
+          const cond = conds[e];
+          if ('never' in cond) continue;
+          todo.push({ pc: targets[e], regs, compares: cond.compare ? [...compares, cond.compare] : compares });
+        }
+        return true;
       }
       const step = execute(this.program, pc, regs);
       if (step.rejects || step.stuck) return false;
