@@ -225,9 +225,11 @@ export class Parser {
     return { node: { t: 'id', q, v: this.value(q), pos: t.pos }, q };
   }
 
-  // pid: nid | qid and id | qid or id (every element takes the same qualifiers)
+  // pid: nid | qid and id | qid or id (every element takes the same qualifiers); qid is
+  // pnum or pid, so the first element is a nid or a number, never a parenthesised id.
   private pid(q: Qual): { node: Node; q: Qual } {
-    let left = this.id(q);
+    const t = this.peek();
+    let left = t.kind === '(' ? { node: { t: 'id', q, v: { kind: 'num', value: this.pnum() }, pos: t.pos } as Node, q } : this.id(q);
     for (;;) {
       const op = this.isAnd() ? 'and' : this.isOr() ? 'or' : null;
       if (!op) return left;
