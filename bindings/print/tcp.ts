@@ -307,14 +307,15 @@ const RTSP_CMDS = ['DESCRIBE', 'ANNOUNCE', 'GET_PARAMETER', 'OPTIONS', 'PAUSE', 
 
 /**
  * The payload printers by port, in tcpdump's order (the first port that matches either
- * end wins); null for the printers not ported here (BGP, PPTP, redis, NBT, SMB,
- * BEEP, OpenFlow), which print nothing after "length N" here.
+ * end wins); null for the printers not ported here (PPTP, redis, BEEP, OpenFlow, and
+ * MSDP, RPKI-RTR, LDP after DNS), which print nothing after "length N" here. NBT and SMB
+ * print nothing in tcpdump either (it is built without its SMB printer).
  */
 const PAYLOAD_PRINTERS: readonly [readonly number[], ((d: Dissection, off: number, length: number) => void) | null][] = [
   [[23], telnetPrint],
   [[25], (d, off, length) => textLine(d, off, length, 'smtp', null)],
   [[43], (d, off, length) => textLine(d, off, length, 'whois', null)],
-  [[179], null], [[1723], null], [[6379], null],
+  [[179], bgpPrint], [[1723], null], [[6379], null],
   [[22], sshPrint],
   [[139], null], [[445], null], [[10288], null], [[6633, 6653], null],
   [[21], (d, off, length) => textLine(d, off, length, 'ftp', null)],
@@ -336,6 +337,12 @@ function payloadPrint(d: Dissection, off: number, length: number, sport: number,
 function telnetPrint(d: Dissection, p: number, length: number): void {
   d.protocol = 'telnet';
   if (length > 0) d.u8(p);
+}
+
+/** bgp_print at default verbosity: the protocol's name only. */
+function bgpPrint(d: Dissection): void {
+  d.protocol = 'bgp';
+  d.print(': BGP');
 }
 
 /** ssh_print: the version banner ("SSH-2.0-...") when the segment starts with one. */
