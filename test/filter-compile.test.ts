@@ -216,4 +216,30 @@ describe('compileFilter on bad input', () => {
       }
     }), { numRuns: 3000, seed: 42 });
   });
+
+  it('never overflows the stack on deep nesting of any kind: a program or EFILTER', () => {
+    // Each wrapper opens one level around what follows it; they mix at random, up to
+    // 6,000 deep (libpcap's parser gives up near 5,000), around a primitive or a relation.
+    const opens: [string, string, 'filter' | 'arith'][] = [['(', ')', 'filter'], ['not ', '', 'filter'], ['!', '', 'filter'], ['tcp or (', ')', 'filter'],
+      ['(', ')', 'arith'], ['-', '', 'arith'], ['ip[', '] ', 'arith'], ['1 % ', '', 'arith'], ['1+(', ')', 'arith']];
+    const wrapper = fc.constantFrom(...opens.keys());
+    fc.assert(fc.property(fc.array(wrapper, { minLength: 1, maxLength: 12 }), fc.integer({ min: 1, max: 6000 }), fc.constantFrom('tcp', 'host 10.0.0.1', 'len = 1'),
+      (kinds, depth, inner) => {
+        let head = '', tail = '';
+        for (let i = 0; i < depth; i++) {
+          const [open, close, where] = opens[kinds[i % kinds.length]];
+          if (where === 'arith' && !head.startsWith('len = ')) { head = `len = ${head}`; }
+          head += open;
+          tail = close + tail;
+        }
+        const expr = head.startsWith('len = ') ? `${head}1${tail}` : `${head}${inner}${tail}`;
+        for (const optimize of [false, true]) {
+          try {
+            compileFilter(expr, { optimize });
+          } catch (e) {
+            if (!(e instanceof NetpdError) || e.code !== 'EFILTER') throw e;
+          }
+        }
+      }), { numRuns: 150, seed: 7 });
+  });
 });
