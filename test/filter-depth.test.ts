@@ -112,6 +112,19 @@ describe('deep and long expressions, compiled on a 400 KiB stack', () => {
   });
 });
 
+describe('programs of the largest size the kernel runs, on a 400 KiB stack', () => {
+  it('validate, run (interpreted and compiled to WebAssembly), optimize, format and translate to DPF, or give a NetpdError', () => {
+    const r = spawnSync(process.execPath, ['--stack-size=400', join(FIXTURES, 'run-programs.mjs'), dist], { encoding: 'utf8', timeout: 110_000 });
+    expect(r.status, r.stderr.slice(-2000)).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { program: string; step: string; ok: boolean; detail?: { name: string; code?: string; message: string } });
+    expect(lines.length).toBe(4 * 6);
+    for (const { program, step, ok, detail } of lines) {
+      // Only DPF may refuse (some of these have no DPF form), and only with EFILTER.
+      if (!ok) expect({ program, step, name: detail!.name, code: detail!.code }).toEqual({ program, step: 'dpf', name: 'NetpdError', code: 'EFILTER' });
+    }
+  });
+});
+
 describe('libpcap.json', () => {
   const probe = tcpdumpVerdict('tcp');
   if (!probe) console.log('filter-depth: tcpdump is not installed; libpcap.json is used as it is, not checked afresh');

@@ -5,8 +5,9 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetpdError, fileError } from '../bindings/errors.js';
+import { fileError } from '../bindings/errors.js';
 import { PcapReader, PcapWriter } from '../bindings/pcap/index.js';
+import { thrown } from './support/slots.js';
 
 let dir: string;
 beforeAll(() => {
@@ -16,23 +17,13 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function errorOf(fn: () => unknown): NetpdError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetpdError);
-    return err as NetpdError;
-  }
-  throw new Error('expected a NetpdError, nothing was thrown');
-}
-
 const isRoot = process.getuid?.() === 0;
 if (isRoot) console.log('pcap-open-errors: running as root, which reads any file: EACCES is checked on the mapping only');
 
 describe('PcapReader.open', () => {
   it('on a missing file is ENOENT naming the path', () => {
     const path = join(dir, 'no-such.pcap');
-    const err = errorOf(() => PcapReader.open(path));
+    const err = thrown(() => PcapReader.open(path));
     expect(err.code).toBe('ENOENT');
     expect(err.message).toContain(path);
     expect(err.details.path).toBe(path);
@@ -40,13 +31,13 @@ describe('PcapReader.open', () => {
 
   it('in a missing directory is ENOENT naming the path', () => {
     const path = join(dir, 'no-such-dir', 'x.pcap');
-    const err = errorOf(() => PcapReader.open(path));
+    const err = thrown(() => PcapReader.open(path));
     expect(err.code).toBe('ENOENT');
     expect(err.message).toContain(path);
   });
 
   it('on a directory is EISDIR naming it', () => {
-    const err = errorOf(() => PcapReader.open(dir));
+    const err = thrown(() => PcapReader.open(dir));
     expect(err.code).toBe('EISDIR');
     expect(err.message).toContain(dir);
     expect(err.message).toMatch(/directory/);
@@ -56,7 +47,7 @@ describe('PcapReader.open', () => {
     const path = join(dir, 'secret.pcap');
     writeFileSync(path, Buffer.alloc(24));
     chmodSync(path, 0o000);
-    const err = errorOf(() => PcapReader.open(path));
+    const err = thrown(() => PcapReader.open(path));
     expect(err.code).toBe('EACCES');
     expect(err.message).toContain(path);
   });
@@ -64,14 +55,14 @@ describe('PcapReader.open', () => {
   it('on something that is not a capture is still EPCAP', () => {
     const path = join(dir, 'text.pcap');
     writeFileSync(path, 'hello, this is not a capture file\n');
-    expect(errorOf(() => PcapReader.open(path)).code).toBe('EPCAP');
+    expect(thrown(() => PcapReader.open(path)).code).toBe('EPCAP');
   });
 });
 
 describe('PcapWriter.create', () => {
   it('in a missing directory is ENOENT naming the path', () => {
     const path = join(dir, 'missing', 'out.pcap');
-    const err = errorOf(() => PcapWriter.create(path));
+    const err = thrown(() => PcapWriter.create(path));
     expect(err.code).toBe('ENOENT');
     expect(err.message).toContain(path);
   });
@@ -79,7 +70,7 @@ describe('PcapWriter.create', () => {
   it('on a directory is EISDIR naming it', () => {
     const sub = join(dir, 'a-directory');
     mkdirSync(sub);
-    const err = errorOf(() => PcapWriter.create(sub));
+    const err = thrown(() => PcapWriter.create(sub));
     expect(err.code).toBe('EISDIR');
     expect(err.message).toContain(sub);
   });
@@ -87,7 +78,7 @@ describe('PcapWriter.create', () => {
   it.skipIf(isRoot)('in a directory it may not write is EACCES naming the path', () => {
     const sub = join(dir, 'read-only');
     mkdirSync(sub, { mode: 0o500 });
-    const err = errorOf(() => PcapWriter.create(join(sub, 'out.pcap')));
+    const err = thrown(() => PcapWriter.create(join(sub, 'out.pcap')));
     expect(err.code).toBe('EACCES');
     expect(err.message).toContain(sub);
   });

@@ -149,7 +149,10 @@ export function optimizeProgram(program: readonly BpfInstruction[], options: Opt
       break;
     }
   }
-  return emit(dropSettledTests(root));
+  const out = emit(dropSettledTests(root));
+  // Long jumps can make a program with thousands of jump targets longer than it was,
+  // even past the kernel's 4096 instructions: then the input, equivalent and valid, is the answer.
+  return out.length > program.length ? program.map((ins) => ({ code: ins.code, jt: ins.jt, jf: ins.jf, k: ins.k })) : out;
 }
 
 /**
