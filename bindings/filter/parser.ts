@@ -10,13 +10,16 @@
 // Where the grammar's first token leaves a choice open (`(`, `not`, a number), the
 // parser tries a term first and an id second, as the LALR automaton would decide.
 //
-// Depth. The parser recurses once per level of nesting (a parenthesis, `not`, unary
-// minus, the operand of `%` or `^`, a load inside a load's index) and loops along
-// chains (`a or b or c`, `1+2+3`), so only nesting uses the stack. Past MAX_NESTING
-// levels it stops with EFILTER, as libpcap's parser stops past its stack of 10,000
-// ("memory exhausted", which tcpdump hits near 5,000 levels): the limit keeps the
-// recursion well inside a small thread stack (node --stack-size=400 parses 2,000
-// levels of every kind), and it bounds the re-reading a failed attempt costs.
+// Depth. The grammar is recursive (a parenthesis, `not`, unary minus, the operand of
+// `%` or `^`, a load inside a load's index each open a level), but the call stack is
+// not: every rule that may descend is a generator, which yields the rule it descends
+// into to drive(), and drive() keeps the rules in progress on a stack of its own; so
+// nesting costs heap, never stack, whatever the thread's stack size. Chains (`a or b
+// or c`, `1+2+3`) are loops. Past MAX_NESTING levels the parser stops with EFILTER,
+// as libpcap's stops past its stack of 10,000 entries ("memory exhausted", which
+// tcpdump meets between 5,000 and 12,000 levels, depending on the construct).
+// Arithmetic is memoized by position: after a failed attempt at a group, `((((1)))) =
+// len` reads each level's arithmetic again, and without the memo that is quadratic.
 
 import { NetpdError } from '../errors.js';
 import { tokenize, type Token } from './lexer.js';
@@ -32,7 +35,47 @@ const AQUALS = new Set(['host', 'net', 'port', 'portrange']);
 class Backtrack extends Error {}
 
 /** The deepest nesting the parser accepts (see the essay above). */
-export const MAX_NESTING = 250;
+export const MAX_NESTING = 5000;
+
+/** A rule in progress: it yields the rules it descends into, and returns its result. */
+type Step<T> = Generator<Step<unknown>, T, unknown>;
+
+/** `yield* descend(rule)`: the rule's result (or what it throws), computed by drive(). */
+function* descend<T>(rule: Step<T>): Generator<Step<unknown>, T, unknown> {
+  return (yield rule) as T;
+}
+
+/** Runs a rule and every rule it descends into, on an explicit stack. */
+function drive<T>(root: Step<T>): T {
+  const stack: Step<unknown>[] = [root];
+  let value: unknown;
+  let error: unknown;
+  let failed = false;
+  for (;;) {
+    const top = stack[stack.length - 1];
+    let r: IteratorResult<Step<unknown>, unknown>;
+    try {
+      r = failed ? top.throw(error) : top.next(value);
+      failed = false;
+    } catch (e) {
+      stack.pop();
+      if (stack.length === 0) throw e;
+      failed = true;
+      error = e;
+      continue;
+    }
+    if (!r.done) {
+      stack.push(r.value);
+      value = undefined;
+    } else {
+      stack.pop();
+      if (stack.length === 0) return r.value as T;
+      value = r.value;
+    }
+  }
+}
+
+type Parsed = { node: Node; q: Qual };
 
 export class Parser {
   private readonly tokens: Token[];
@@ -40,6 +83,8 @@ export class Parser {
   private readonly src: string;
   /** Levels of nesting open at the current token. */
   private depth = 0;
+  /** arith(minLevel) by token index, minLevel and depth: its result, or what it threw, and where it stopped. */
+  private readonly arithMemo = new Map<number, { value: Arith; end: number } | { error: unknown; end: number }>();
 
   constructor(src: string) {
     this.src = src;
@@ -50,7 +95,7 @@ export class Parser {
   parse(): Node | null {
     if (this.peek().kind === 'eof') return null;
     try {
-      const { node } = this.expr(QERR);
+      const { node } = drive(this.expr(QERR));
       if (this.peek().kind !== 'eof') this.fail();
       return node;
     } catch (e) {
@@ -73,15 +118,15 @@ export class Parser {
     throw new NetpdError('EFILTER', `syntax error ${where} in "${this.src}"`, { details: { position: t.pos, token: t.text } });
   }
 
-  /** Runs f one level of nesting deeper: EFILTER past MAX_NESTING levels. */
-  private nested<T>(f: () => T): T {
+  /** Runs a rule one level of nesting deeper: EFILTER past MAX_NESTING levels. */
+  private *nested<T>(rule: Step<T>): Step<T> {
     if (this.depth >= MAX_NESTING) {
       const t = this.peek();
       throw new NetpdError('EFILTER', `expression nests deeper than ${MAX_NESTING} levels at "${t.text}" (column ${t.pos + 1})`, { details: { position: t.pos, depth: MAX_NESTING } });
     }
     this.depth++;
     try {
-      return f();
+      return yield* descend(rule);
     } finally {
       this.depth--;
     }
@@ -92,10 +137,11 @@ export class Parser {
     return this.next();
   }
 
-  private attempt<T>(f: () => T): T | undefined {
+  /** The rule's result, or undefined (and the input as it was) if it met a syntax error. */
+  private *attempt<T>(rule: Step<T>): Step<T | undefined> {
     const save = this.i;
     try {
-      return f();
+      return yield* descend(rule);
     } catch (e) {
       if (!(e instanceof Backtrack) && !(e instanceof NetpdError && e.message.startsWith('EFILTER: syntax error'))) throw e;
       this.i = save;
@@ -104,37 +150,32 @@ export class Parser {
   }
 
   // expr: term | expr (and|or) (term | id)
-  private expr(q: Qual): { node: Node; q: Qual } {
-    let left = this.term(q);
+  private *expr(q: Qual): Step<Parsed> {
+    let left = yield* descend(this.term(q));
     for (;;) {
       const op = this.isAnd() ? 'and' : this.isOr() ? 'or' : null;
       if (!op) return left;
       this.next();
       const ctx = left.q;
-      const right = this.attempt(() => this.term(ctx)) ?? this.id(ctx);
+      const right = (yield* this.attempt(this.term(ctx))) ?? (yield* descend(this.id(ctx)));
       left = { node: { t: op, l: left.node, r: right.node }, q: right.q };
     }
   }
 
   // term: not term | rterm
-  private term(q: Qual): { node: Node; q: Qual } {
+  private *term(q: Qual): Step<Parsed> {
     const t = this.peek();
     if (this.isNot()) {
       this.next();
-      const inner = this.nested(() => this.term(q));
+      const inner = yield* this.nested(this.term(q));
       return { node: { t: 'not', e: inner.node }, q: inner.q };
     }
     if (t.kind === '(') {
-      const grouped = this.attempt(() => {
-        this.next();
-        const e = this.nested(() => this.expr(q));
-        this.expect(')');
-        return { node: e.node, q };
-      });
+      const grouped = yield* this.attempt(this.group(q));
       if (grouped) return grouped;
-      return { node: this.relation(), q: QERR };
+      return { node: yield* descend(this.relation()), q: QERR };
     }
-    if (t.kind === 'num' || t.kind === '-' || this.isKw('len')) return { node: this.relation(), q: QERR };
+    if (t.kind === 'num' || t.kind === '-' || this.isKw('len')) return { node: yield* descend(this.relation()), q: QERR };
     if (t.kind !== 'kw') throw new Backtrack();
     const kw = t.value as string;
     switch (kw) {
@@ -154,7 +195,7 @@ export class Parser {
       }
       case 'vlan': case 'mpls': case 'pppoes': {
         this.next();
-        const value = this.attempt(() => this.pnum());
+        const value = yield* this.attempt(this.pnum());
         return { node: { t: kw, value, pos: t.pos }, q: QERR };
       }
       case 'pppoed':
@@ -173,13 +214,13 @@ export class Parser {
         return { node: { t: 'ifindex', value: this.number() }, q: QERR };
       case 'geneve': case 'vxlan':
         this.next();
-        this.attempt(() => this.pnum());
+        yield* this.attempt(this.pnum());
         return { node: { t: 'unsupported', what: kw, pos: t.pos }, q: QERR };
     }
     // head id | pname | pname[...] relation | pname broadcast/multicast
     let proto: Proto = 'default';
     if (PNAMES.has(kw)) {
-      if (this.peek(1).kind === '[') return { node: this.relation(), q: QERR };
+      if (this.peek(1).kind === '[') return { node: yield* descend(this.relation()), q: QERR };
       this.next();
       proto = kw as Proto;
       if (this.isKw('broadcast') || this.isKw('multicast')) {
@@ -203,22 +244,30 @@ export class Parser {
       return { node: { t: 'proto', proto, pos: t.pos }, q: QERR };
     }
     if (dir === 'default' && addr === 'default') throw new Backtrack();
-    return this.id({ proto, dir, addr });
+    return yield* descend(this.id({ proto, dir, addr }));
+  }
+
+  // '(' expr ')' in a term: the group leaves the qualifiers before it in force.
+  private *group(q: Qual): Step<Parsed> {
+    this.next();
+    const e = yield* this.nested(this.expr(q));
+    this.expect(')');
+    return { node: e.node, q };
   }
 
   // id: nid | pnum | ( pid ) ; nid also allows `not id`
-  private id(q: Qual): { node: Node; q: Qual } {
+  private *id(q: Qual): Step<Parsed> {
     const t = this.peek();
     if (this.isNot()) {
       this.next();
-      const inner = this.nested(() => this.id(q));
+      const inner = yield* this.nested(this.id(q));
       return { node: { t: 'not', e: inner.node }, q: inner.q };
     }
     if (t.kind === '(') {
-      const n = this.attempt(() => { this.next(); const v = this.nested(() => this.pnum()); this.expect(')'); return v; });
+      const n = yield* this.attempt(this.pnum());
       if (n !== undefined) return { node: { t: 'id', q, v: { kind: 'num', value: n }, pos: t.pos }, q };
       this.next();
-      const inner = this.nested(() => this.pid(q));
+      const inner = yield* this.nested(this.pid(q));
       this.expect(')');
       return inner;
     }
@@ -227,14 +276,14 @@ export class Parser {
 
   // pid: nid | qid and id | qid or id (every element takes the same qualifiers); qid is
   // pnum or pid, so the first element is a nid or a number, never a parenthesised id.
-  private pid(q: Qual): { node: Node; q: Qual } {
+  private *pid(q: Qual): Step<Parsed> {
     const t = this.peek();
-    let left = t.kind === '(' ? { node: { t: 'id', q, v: { kind: 'num', value: this.pnum() }, pos: t.pos } as Node, q } : this.id(q);
+    let left: Parsed = t.kind === '(' ? { node: { t: 'id', q, v: { kind: 'num', value: yield* descend(this.pnum()) }, pos: t.pos }, q } : yield* descend(this.id(q));
     for (;;) {
       const op = this.isAnd() ? 'and' : this.isOr() ? 'or' : null;
       if (!op) return left;
       this.next();
-      const right = this.id(q);
+      const right = yield* descend(this.id(q));
       left = { node: { t: op, l: left.node, r: right.node }, q };
     }
   }
@@ -281,10 +330,10 @@ export class Parser {
   }
 
   // pnum: NUM | ( pnum )
-  private pnum(): number {
+  private *pnum(): Step<number> {
     if (this.peek().kind === '(') {
       this.next();
-      const v = this.nested(() => this.pnum());
+      const v = yield* this.nested(this.pnum());
       this.expect(')');
       return v;
     }
@@ -292,8 +341,8 @@ export class Parser {
   }
 
   // arth relop arth
-  private relation(): Node {
-    const l = this.arith();
+  private *relation(): Step<Node> {
+    const l = yield* descend(this.arith());
     const op = this.next();
     const table: Record<string, ['jgt' | 'jge' | 'jeq', boolean]> = {
       '>': ['jgt', false], '>=': ['jge', false], '=': ['jeq', false],
@@ -301,19 +350,38 @@ export class Parser {
     };
     const entry = table[op.kind];
     if (!entry) { this.i--; throw new Backtrack(); }
-    const r = this.arith();
+    const r = yield* descend(this.arith());
     return { t: 'rel', code: entry[0], reversed: entry[1], l, r };
   }
 
+  /** climb(minLevel), memoized by position, level and depth (see the essay above). */
+  private *arith(minLevel = 0): Step<Arith> {
+    const key = (this.i * 8 + minLevel) * (MAX_NESTING + 1) + this.depth;
+    const seen = this.arithMemo.get(key);
+    if (seen) {
+      this.i = seen.end;
+      if ('error' in seen) throw seen.error;
+      return seen.value;
+    }
+    try {
+      const value = yield* this.climb(minLevel);
+      this.arithMemo.set(key, { value, end: this.i });
+      return value;
+    } catch (error) {
+      this.arithMemo.set(key, { error, end: this.i });
+      throw error;
+    }
+  }
+
   // Precedence climbing over yacc's levels: | < & < << >> < + - < * / (see unary for % ^).
-  private arith(minLevel = 0): Arith {
-    let left = this.unary();
+  private *climb(minLevel: number): Step<Arith> {
+    let left = yield* descend(this.unary());
     for (;;) {
       const op = this.peek().kind;
       const level = LEVEL[op];
       if (level === undefined || level < minLevel) return left;
       this.next();
-      const right = this.arith(level + 1);
+      const right = yield* descend(this.arith(level + 1));
       left = { t: 'binop', op: op as '+', l: left, r: right };
     }
   }
@@ -321,33 +389,33 @@ export class Parser {
   // In grammar.y, '%' and '^' have no precedence, so yacc always shifts them: they take
   // the operand just before them and everything after (`a + b % c * d` is
   // `a + (b % (c * d))`).
-  private unary(): Arith {
-    let left = this.primary();
+  private *unary(): Step<Arith> {
+    let left = yield* descend(this.primary());
     while (this.peek().kind === '%' || this.peek().kind === '^') {
       const op = this.next().kind as '%' | '^';
-      left = { t: 'binop', op, l: left, r: this.nested(() => this.arith()) };
+      left = { t: 'binop', op, l: left, r: yield* this.nested(this.arith()) };
     }
     return left;
   }
 
-  private primary(): Arith {
+  private *primary(): Step<Arith> {
     const t = this.peek();
     if (t.kind === '-') {
       this.next();
-      return { t: 'neg', e: this.nested(() => this.unary()) };
+      return { t: 'neg', e: yield* this.nested(this.unary()) };
     }
     if (t.kind === 'num') { this.next(); return { t: 'num', value: t.value as number }; }
     if (this.isKw('len')) { this.next(); return { t: 'len' }; }
     if (t.kind === '(') {
       this.next();
-      const e = this.nested(() => this.arith());
+      const e = yield* this.nested(this.arith());
       this.expect(')');
       return e;
     }
     if (t.kind === 'kw' && PNAMES.has(t.value as string) && this.peek(1).kind === '[') {
       this.next();
       this.next();
-      const index = this.nested(() => this.arith());
+      const index = yield* this.nested(this.arith());
       let size = 1;
       if (this.peek().kind === ':') {
         this.next();
