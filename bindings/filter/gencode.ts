@@ -107,6 +107,26 @@ function append<T>(into: T[], from: readonly T[]): T[] {
   return into;
 }
 
+/**
+ * Folds a tree bottom up, each node's children left to right before it, on an explicit
+ * stack: expression trees are as deep as a chain of `or`s or of `+`s is long.
+ */
+function foldTree<T, R>(root: T, children: (t: T) => readonly T[], combine: (t: T, results: R[]) => R): R {
+  const todo: { t: T; built: boolean }[] = [{ t: root, built: false }];
+  const done: R[] = [];
+  while (todo.length > 0) {
+    const { t, built } = todo.pop()!;
+    const kids = children(t);
+    if (!built && kids.length > 0) {
+      todo.push({ t, built: true });
+      for (let i = kids.length - 1; i >= 0; i--) todo.push({ t: kids[i], built: false });
+    } else {
+      done.push(combine(t, done.splice(done.length - kids.length)));
+    }
+  }
+  return done[0];
+}
+
 /** The block a condition starts with (libpcap's b->head): its leftmost leaf. */
 function head(c: Cond): Leaf {
   while (c.t !== 'leaf') c = c.t === 'not' ? c.e : c.l;
@@ -222,33 +242,16 @@ export class CodeGen {
     return c;
   }
 
-  /**
-   * The condition of a tree, primitives generated in the order written. An explicit
-   * stack, not recursion: a chain of `or`s is a tree as deep as the chain is long.
-   */
+  /** The condition of a tree, primitives generated in the order written. */
   private node(root: Node): Cond {
-    const todo: { n: Node; built: boolean }[] = [{ n: root, built: false }];
-    const done: Cond[] = [];
-    while (todo.length > 0) {
-      const { n, built } = todo.pop()!;
+    return foldTree<Node, Cond>(root, (n) => (n.t === 'and' || n.t === 'or' ? [n.l, n.r] : n.t === 'not' ? [n.e] : []), (n, [l, r]) => {
       switch (n.t) {
-        case 'and': case 'or':
-          if (!built) todo.push({ n, built: true }, { n: n.r, built: false }, { n: n.l, built: false });
-          else {
-            const r = done.pop()!;
-            const l = done.pop()!;
-            done.push(n.t === 'and' ? and(l, r) : or(l, r));
-          }
-          break;
-        case 'not':
-          if (!built) todo.push({ n, built: true }, { n: n.e, built: false });
-          else done.push(not(done.pop()!));
-          break;
-        default:
-          done.push(this.primitive(n));
+        case 'and': return and(l, r);
+        case 'or': return or(l, r);
+        case 'not': return not(l);
+        default: return this.primitive(n);
       }
-    }
-    return done[0];
+    });
   }
 
   private primitive(node: Exclude<Node, { t: 'and' | 'or' | 'not' }>): Cond {
@@ -955,48 +958,26 @@ export class CodeGen {
   }
   private freeReg(n: number): void { this.regUsed[n] = false; }
 
-  /**
-   * The value of an arithmetic tree, operands in the order written (registers are
-   * allocated in libpcap's order). An explicit stack: `1+1+1...` is as deep as it is long.
-   */
+  /** The value of an arithmetic tree, operands in the order written (registers are allocated in libpcap's order). */
   private arith(root: Arith): Value {
-    const todo: { a: Arith; built: boolean }[] = [{ a: root, built: false }];
-    const done: Value[] = [];
-    while (todo.length > 0) {
-      const { a, built } = todo.pop()!;
+    const operands = (a: Arith): Arith[] => (a.t === 'binop' ? [a.l, a.r] : a.t === 'neg' ? [a.e] : a.t === 'load' ? [a.index] : []);
+    return foldTree<Arith, Value>(root, operands, (a, [v0, v1]) => {
       switch (a.t) {
         case 'num': {
           const reg = this.allocReg();
-          done.push({ stmts: [stmt(LD | IMM, a.value), stmt(ST, reg)], reg, check: null });
-          break;
+          return { stmts: [stmt(LD | IMM, a.value), stmt(ST, reg)], reg, check: null };
         }
         case 'len': {
           const reg = this.allocReg();
-          done.push({ stmts: [stmt(LD | W | LEN), stmt(ST, reg)], reg, check: null });
-          break;
+          return { stmts: [stmt(LD | W | LEN), stmt(ST, reg)], reg, check: null };
         }
         case 'neg':
-          if (!built) todo.push({ a, built: true }, { a: a.e, built: false });
-          else {
-            const v = done[done.length - 1];
-            v.stmts.push(stmt(LD | MEM, v.reg), stmt(ALU | NEG), stmt(ST, v.reg));
-          }
-          break;
-        case 'binop':
-          if (!built) todo.push({ a, built: true }, { a: a.r, built: false }, { a: a.l, built: false });
-          else {
-            const a1 = done.pop()!;
-            const a0 = done.pop()!;
-            done.push(this.binop(a.op, a0, a1));
-          }
-          break;
-        case 'load':
-          if (!built) todo.push({ a, built: true }, { a: a.index, built: false });
-          else done.push(this.loadAt(a, done.pop()!));
-          break;
+          v0.stmts.push(stmt(LD | MEM, v0.reg), stmt(ALU | NEG), stmt(ST, v0.reg));
+          return v0;
+        case 'binop': return this.binop(a.op, v0, v1);
+        case 'load': return this.loadAt(a, v0);
       }
-    }
-    return done[0];
+    });
   }
 
   private binop(op: (Arith & { t: 'binop' })['op'], a0: Value, a1: Value): Value {
