@@ -259,8 +259,11 @@ describe.skipIf(reason !== null).each(['ring', 'mmsg'] as const)('AfPacketSource
       const state = () => { try { return readFileSync(`/proc/${replay.pid}/stat`, 'utf8').split(') ')[1]?.[0]; } catch { return 'gone'; } };
       while (state() !== 'Z' && state() !== 'gone' && Date.now() < until) Atomics.wait(blocker, 0, 0, 10);
       expect(await replayDone).toBe(0);
-      const stats = await dump.stop();
+      // tcpdump -U writes a packet per system call, so it can trail a top-speed replay
+      // by tens of milliseconds: give it time to write all it has before the SIGINT.
+      const stats = await dump.stop({ settleMs: 1000 });
       expect(stats.droppedByKernel).toBe(0);
+      expect(stats.captured).toBe(stats.receivedByFilter);
       const theirs = readFrames(stats.file);
       expect(theirs.length).toBeGreaterThan(10_000);
       // The stats timer merges the kernel's drops into the dispatcher's without a stats() call.

@@ -3,11 +3,12 @@
 // reference captures (test/fixtures/bpf/make-bpf-fixtures.mjs).
 import { describe, it, expect } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PcapReader } from '../bindings/pcap/index.js';
+import { loadAddon } from '../bindings/live/addon.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const cli = process.env.NETPD_CLI ?? join(root, 'dist/cli.js'); // NETPD_CLI: another build of the command (one with a bug put in on purpose)
@@ -84,7 +85,13 @@ describe('netpd run', () => {
 
   it('reports bad input with a code and a non-zero exit, never a stack trace', () => {
     // What opening a missing interface gives depends on where the test runs.
-    const addon = process.platform === 'linux' && existsSync(join(root, 'build/Release/netpd_afpacket.node'));
+    // The library's own resolver (node-gyp-build: build/Release, then the prebuild) decides.
+    let addon = process.platform === 'linux';
+    try {
+      loadAddon();
+    } catch {
+      addon = false;
+    }
     const liveOpenError = !addon ? /ENOTSUP/ : process.getuid?.() === 0 ? /ENODEV: no network interface named "netpd-nosuch0"/ : /EPERM: .*CAP_NET_RAW/;
     const bad = join(tmp, 'bad.pcap');
     writeFileSync(bad, Buffer.concat([readFileSync(join(root, 'samples/sample.pcap')).subarray(0, 24 + 16 + 10)]));
