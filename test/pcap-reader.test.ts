@@ -9,9 +9,9 @@ import { execFileSync } from 'node:child_process';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Arena, SLOT_TRUNCATED } from '../bindings/arena.js';
-import { NetpdError } from '../bindings/errors.js';
 import { PcapReader, type PcapPacket } from '../bindings/pcap/index.js';
 import { NgBuilder, payload, pcapFile } from './fixtures/pcap/build.js';
+import { thrown } from './support/slots.js';
 import { fixturePath, tsharkRead, tsharkVersion } from './fixtures/pcap/expect.js';
 
 const tshark = tsharkVersion();
@@ -30,16 +30,6 @@ function file(bytes: Uint8Array, name = `f${counter++}.cap`): string {
   const path = join(dir, name);
   writeFileSync(path, bytes);
   return path;
-}
-
-function errorOf(fn: () => unknown): NetpdError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(NetpdError);
-    return err as NetpdError;
-  }
-  throw new Error('expected a NetpdError, nothing was thrown');
 }
 
 /** Drains a reader through an arena in bursts, returning copies of the packets. */
@@ -344,7 +334,7 @@ describe('damaged files raise EPCAP naming the problem and the byte offset', () 
   for (const [what, make, message] of cases) {
     it(what, () => {
       const path = file(make());
-      const err = errorOf(() => {
+      const err = thrown(() => {
         const r = PcapReader.open(path);
         try {
           for (const _ of r.packets()) { /* read to the end */ }
@@ -363,7 +353,7 @@ describe('damaged files raise EPCAP naming the problem and the byte offset', () 
     const over = file(pcapFile({ snaplen: 100 }, [{ sec: 1, frac: 0, data: payload(1000) }]));
     expect(PcapReader.readAllFromFile(over).map((p) => p.capLen)).toEqual([1000]);
     const big = file(pcapFile({ snaplen: 1 << 20 }, [{ sec: 1, frac: 0, data: payload(300000) }]));
-    expect(errorOf(() => PcapReader.readAllFromFile(big)).message).toMatch(/captured length 300000 is larger than the maximum 262144 at byte 32 /);
+    expect(thrown(() => PcapReader.readAllFromFile(big)).message).toMatch(/captured length 300000 is larger than the maximum 262144 at byte 32 /);
   });
 
   it('a captured length over 262144 is fine for USBPcap (Wireshark allows 128 MiB there)', () => {
@@ -384,10 +374,10 @@ describe('damaged files raise EPCAP naming the problem and the byte offset', () 
     const r = PcapReader.open(file(b), { arena });
     expect(r.readBurst(vec, 16)).toBe(4);
     arena.freeBurst(vec, 4);
-    const first = errorOf(() => r.readBurst(vec, 16));
+    const first = thrown(() => r.readBurst(vec, 16));
     expect(first.message).toContain(`truncated record header (5 of 16 bytes) at byte ${good().length} of `);
-    expect(errorOf(() => r.readBurst(vec, 16))).toBe(first);
-    expect(errorOf(() => r.next())).toBe(first);
+    expect(thrown(() => r.readBurst(vec, 16))).toBe(first);
+    expect(thrown(() => r.next())).toBe(first);
     expect(r.eof).toBe(false);
     expect(arena.stats.inUse).toBe(0);
     r.close();
@@ -395,11 +385,11 @@ describe('damaged files raise EPCAP naming the problem and the byte offset', () 
 
   it('misuse is EINVAL and a missing file is ENOENT', () => {
     const r = PcapReader.open(fixturePath('small.pcap'));
-    expect(errorOf(() => r.readBurst(new Uint32Array(4), 4)).code).toBe('EINVAL');
+    expect(thrown(() => r.readBurst(new Uint32Array(4), 4)).code).toBe('EINVAL');
     r.close();
     r.close();
-    expect(errorOf(() => r.next()).code).toBe('EINVAL');
-    expect(errorOf(() => PcapReader.open(join(dir, 'missing.pcap'))).code).toBe('ENOENT');
-    expect(errorOf(() => PcapReader.open(fixturePath('small.pcap'), { chunkSize: 3 })).code).toBe('EINVAL');
+    expect(thrown(() => r.next()).code).toBe('EINVAL');
+    expect(thrown(() => PcapReader.open(join(dir, 'missing.pcap'))).code).toBe('ENOENT');
+    expect(thrown(() => PcapReader.open(fixturePath('small.pcap'), { chunkSize: 3 })).code).toBe('EINVAL');
   });
 });
